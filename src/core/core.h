@@ -1,0 +1,139 @@
+/*
+ * core.h - the one public header of core/: buffers, logging, config, time, IDs.
+ *
+ * core/ has no dependency on any other Moat module; every other module may use it.
+ *   struct buf        length-counted byte buffer with a hard maximum
+ *   log_*             one line per event, key=value, untrusted text escaped
+ *   core_parse_*      checked number / duration / size parsing
+ *   core_qid_new      queue / session IDs
+ *   struct moat_config and config_*  the node configuration (see core_config.c)
+ */
+#ifndef MOAT_CORE_H
+#define MOAT_CORE_H
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <unistd.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <time.h>
+
+/* ---------------------------------------------------------------- buffers */
+struct buf {
+    char *ptr;
+    size_t len;
+    size_t cap;
+    size_t max; /* hard maximum of len; appends beyond it fail */
+};
+
+void buf_init(struct buf *b, size_t max);
+/* buf_append - append n bytes; -1 if len would exceed max (buffer unchanged) */
+int buf_append(struct buf *b, const void *data, size_t n);
+int buf_append_str(struct buf *b, const char *s);
+/* buf_printf - append formatted text; -1 when over max or on format error */
+int buf_printf(struct buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* buf_cstr - NUL-terminated view (the terminator is not counted in len) */
+const char *buf_cstr(struct buf *b);
+void buf_reset(struct buf *b);
+void buf_free(struct buf *b);
+
+/* ---------------------------------------------------------------- logging */
+enum log_level { LOG_LVL_DEBUG, LOG_LVL_INFO, LOG_LVL_WARN, LOG_LVL_ERROR };
+
+void log_init(const char *ident, bool use_syslog, enum log_level min);
+void log_msg(enum log_level lvl, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+#define log_debug(...) log_msg(LOG_LVL_DEBUG, __VA_ARGS__)
+#define log_info(...) log_msg(LOG_LVL_INFO, __VA_ARGS__)
+#define log_warn(...) log_msg(LOG_LVL_WARN, __VA_ARGS__)
+#define log_error(...) log_msg(LOG_LVL_ERROR, __VA_ARGS__)
+/* log_escape - copy untrusted bytes into out (NUL-terminated), escaping
+ * controls, quotes, backslashes and non-ASCII as \xNN, truncating to outsz.
+ * Returns out. */
+char *log_escape(const char *in, size_t inlen, char *out, size_t outsz);
+/* fatal - log and abort; only for broken invariants and out-of-memory */
+void fatal(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
+
+/* xmalloc and friends abort on out-of-memory */
+void *xmalloc(size_t n);
+void *xcalloc(size_t n, size_t sz);
+void *xrealloc(void *p, size_t n);
+char *xstrdup(const char *s);
+char *xstrndup(const char *s, size_t n);
+
+/* ---------------------------------------------------------------- parsing */
+/* Each returns 0 on success, -1 on a malformed or out-of-range value. */
+int core_parse_u64(const char *s, uint64_t max, uint64_t *out);
+/* durations: plain seconds or with s/m/h/d suffix */
+int core_parse_duration(const char *s, uint64_t *seconds);
+/* sizes: bytes or with k/M/G suffix (powers of 1024) */
+int core_parse_size(const char *s, uint64_t *bytes);
+/* core_strlcpy - bounded copy, always NUL-terminates; returns strlen(src) */
+size_t core_strlcpy(char *dst, const char *src, size_t dstsz);
+bool core_strcaseeq(const char *a, const char *b);
+/* core_parse_hostport - "host:port" or "[v6]:port"; -1 on error */
+int core_parse_hostport(const char *s, char *host, size_t hostsz, uint16_t *port);
+
+/* ---------------------------------------------------------------- time, IDs */
+double core_now(void);          /* CLOCK_REALTIME seconds as double */
+double core_monotonic(void);    /* CLOCK_MONOTONIC seconds */
+#define CORE_QID_LEN 20
+/* core_qid_new - a new unique 20-character upper-case hex ID (time-ordered) */
+void core_qid_new(char out[CORE_QID_LEN + 1]);
+bool core_qid_valid(const char *s);
+
+/* ---------------------------------------------------------------- config */
+struct rate_limit {
+    uint32_t count;  /* messages allowed per window; 0 = unlimited */
+    uint32_t window; /* seconds */
+};
+
+struct moat_config {
+    char *hostname;
+    char *service_domain;
+    char *smtp_listen;
+    char *http_listen;
+    char *data_dir;
+    char *database;
+    char *tls_cert;
+    char *tls_key;
+    char *dns_server;
+    char *relay_host;        /* optional smarthost for mail to non-protected domains (DSNs) */
+    char *log_target;        /* stderr | syslog */
+    char *scan_header;       /* X-Moat-Scan */
+    uint64_t queue_lifetime; /* seconds */
+    uint64_t retry_min, retry_max;
+    struct rate_limit limit_in_ip, limit_in_sender, limit_out_ip, limit_out_sender;
+    uint64_t limit_block;
+    uint64_t message_size_limit;
+    uint64_t recipient_limit;
+    uint64_t quarantine_retention, tracking_retention;
+    uint64_t smtp_max_connections, smtp_max_connections_per_ip;
+    uint64_t smtp_idle_timeout, smtp_session_timeout, smtp_data_timeout;
+    uint64_t smtp_max_errors;
+    uint64_t smtp_line_limit;     /* command line length (bytes, without CRLF) */
+    uint64_t smtp_threads;        /* event loops; 0 = one per core */
+    uint64_t scan_workers;        /* scan worker processes; 0 = one per core */
+    uint64_t scan_timeout;
+    uint64_t scan_memory_limit;
+    uint64_t delivery_concurrency;  /* connections per destination */
+    uint64_t delivery_timeout;      /* per SMTP client command */
+    uint64_t connect_timeout;
+    uint64_t connection_reuse_time; /* keep idle outbound connections */
+};
+
+/* config_defaults - fill cfg with every default (caller later config_free) */
+void config_defaults(struct moat_config *cfg);
+/* config_load - defaults, then the file; on error -1 and err names file:line */
+int config_load(const char *path, struct moat_config *cfg, char *err, size_t errsz);
+/* config_set - set one key from its text value; NULL or a reason */
+const char *config_set(struct moat_config *cfg, const char *key, const char *value);
+void config_free(struct moat_config *cfg);
+/* config_dump - print every key = value (for --check -v and the docs) */
+void config_dump(const struct moat_config *cfg, void (*emit)(const char *key, const char *value, const char *doc, void *arg), void *arg);
+
+#include "core/banned.h"
+#endif

@@ -1,0 +1,272 @@
+/*
+ * core_config.c - the node configuration file (moat.conf).
+ *
+ * One table (config_table) declares every key once: its type, default, minimum
+ * and maximum and a one-line description. It drives defaults, parsing,
+ * validation (`moatd --check`), config_dump and docs/configuration.md.
+ * Format: `key = value` lines, `#` comments, blank lines. An unknown key or a
+ * bad value is an error naming file:line. Lines are limited to 4096 bytes.
+ */
+#include "core/core.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+enum config_type { CT_STRING, CT_DURATION, CT_SIZE, CT_COUNT, CT_RATE };
+
+struct config_entry {
+    const char *name;
+    enum config_type type;
+    size_t offset;
+    const char *def;
+    uint64_t min, max;
+    const char *doc;
+};
+
+#define OFF(f) offsetof(struct moat_config, f)
+#define DAY (86400ULL)
+
+static const struct config_entry config_table[] = {
+    {"hostname", CT_STRING, OFF(hostname), "", 0, 253, "name in the SMTP banner, Received headers and HELO (default: system hostname)"},
+    {"service_domain", CT_STRING, OFF(service_domain), "in.moat.localhost", 1, 253, "tenant MX hosts are <company-id>.<service_domain>"},
+    {"smtp_listen", CT_STRING, OFF(smtp_listen), "127.0.0.1:2525", 1, 1024, "inbound SMTP listeners, comma-separated host:port"},
+    {"http_listen", CT_STRING, OFF(http_listen), "127.0.0.1:8080", 1, 1024, "console, REST API and click endpoint"},
+    {"data_dir", CT_STRING, OFF(data_dir), "./var", 1, 1024, "spool, database, quarantine"},
+    {"database", CT_STRING, OFF(database), "sqlite", 1, 1024, "sqlite (file in data_dir) or a postgresql:// URL"},
+    {"tls_cert", CT_STRING, OFF(tls_cert), "", 0, 1024, "STARTTLS certificate (PEM); empty: self-signed one generated in data_dir"},
+    {"tls_key", CT_STRING, OFF(tls_key), "", 0, 1024, "private key of tls_cert (PEM)"},
+    {"dns_server", CT_STRING, OFF(dns_server), "", 0, 300, "host:port of the DNS server to use; empty: system resolver"},
+    {"relay_host", CT_STRING, OFF(relay_host), "", 0, 300, "host:port smarthost for mail to domains Moat does not protect (DSNs); empty: MX lookup"},
+    {"log", CT_STRING, OFF(log_target), "stderr", 1, 16, "stderr or syslog"},
+    {"scan_header", CT_STRING, OFF(scan_header), "X-Moat-Scan", 1, 64, "name of the verdict header added to delivered mail"},
+    {"queue_lifetime", CT_DURATION, OFF(queue_lifetime), "10d", 60, 60 * DAY, "how long undeliverable mail is retried before a DSN"},
+    {"retry_min", CT_DURATION, OFF(retry_min), "1m", 1, DAY, "first retry delay (doubles each attempt)"},
+    {"retry_max", CT_DURATION, OFF(retry_max), "1h", 1, DAY, "longest delay between delivery attempts"},
+    {"limit_in_ip", CT_RATE, OFF(limit_in_ip), "3600/1m", 0, 0, "inbound messages per connecting IP per window"},
+    {"limit_in_sender", CT_RATE, OFF(limit_in_sender), "200/1m", 0, 0, "inbound messages per envelope sender per window"},
+    {"limit_out_ip", CT_RATE, OFF(limit_out_ip), "1000/5m", 0, 0, "outbound messages per connecting IP per window"},
+    {"limit_out_sender", CT_RATE, OFF(limit_out_sender), "500/10m", 0, 0, "outbound messages per envelope sender per window"},
+    {"limit_block", CT_DURATION, OFF(limit_block), "5m", 1, DAY, "how long a source over a rate limit gets 4xx"},
+    {"message_size_limit", CT_SIZE, OFF(message_size_limit), "150M", 1024, 2ULL * 1024 * 1024 * 1024, "largest accepted message (bytes)"},
+    {"recipient_limit", CT_COUNT, OFF(recipient_limit), "500", 1, 100000, "recipients per message"},
+    {"quarantine_retention", CT_DURATION, OFF(quarantine_retention), "30d", 3600, 3650 * DAY, "how long quarantined mail is kept"},
+    {"tracking_retention", CT_DURATION, OFF(tracking_retention), "90d", 3600, 3650 * DAY, "how long message tracking is kept"},
+    {"smtp_max_connections", CT_COUNT, OFF(smtp_max_connections), "2000", 1, 1000000, "simultaneous inbound SMTP connections in total"},
+    {"smtp_max_connections_per_ip", CT_COUNT, OFF(smtp_max_connections_per_ip), "50", 1, 1000000, "simultaneous inbound SMTP connections per client IP"},
+    {"smtp_idle_timeout", CT_DURATION, OFF(smtp_idle_timeout), "5m", 1, DAY, "inbound: longest wait for the next command or data"},
+    {"smtp_session_timeout", CT_DURATION, OFF(smtp_session_timeout), "30m", 1, DAY, "inbound: longest whole SMTP session"},
+    {"smtp_data_timeout", CT_DURATION, OFF(smtp_data_timeout), "10m", 1, DAY, "inbound: longest DATA/BDAT transfer of one message"},
+    {"smtp_max_errors", CT_COUNT, OFF(smtp_max_errors), "10", 1, 1000, "errors in one session before it is closed (421)"},
+    {"smtp_line_limit", CT_COUNT, OFF(smtp_line_limit), "2048", 512, 65536, "longest SMTP command line (bytes)"},
+    {"smtp_threads", CT_COUNT, OFF(smtp_threads), "0", 0, 256, "event-loop threads; 0 = one per core"},
+    {"scan_workers", CT_COUNT, OFF(scan_workers), "0", 0, 256, "scan worker processes; 0 = two per core"},
+    {"scan_timeout", CT_DURATION, OFF(scan_timeout), "60s", 1, 3600, "deadline for scanning one message"},
+    {"scan_memory_limit", CT_SIZE, OFF(scan_memory_limit), "1G", 64ULL * 1024 * 1024, 64ULL * 1024 * 1024 * 1024, "address-space limit of a scan worker"},
+    {"delivery_concurrency", CT_COUNT, OFF(delivery_concurrency), "20", 1, 1000, "simultaneous connections per destination"},
+    {"delivery_timeout", CT_DURATION, OFF(delivery_timeout), "5m", 1, 3600, "outbound: longest wait for one SMTP reply"},
+    {"connect_timeout", CT_DURATION, OFF(connect_timeout), "30s", 1, 600, "outbound: longest TCP connect + banner"},
+    {"connection_reuse_time", CT_DURATION, OFF(connection_reuse_time), "5s", 0, 600, "outbound: keep an idle connection this long for reuse"},
+};
+
+#define CONFIG_N (sizeof config_table / sizeof config_table[0])
+
+static const struct config_entry *config_find(const char *key)
+{
+    for (size_t i = 0; i < CONFIG_N; i++)
+        if (strcmp(config_table[i].name, key) == 0)
+            return &config_table[i];
+    return NULL;
+}
+
+/* config_apply - set one entry from text; NULL or the reason */
+static const char *config_apply(struct moat_config *cfg, const struct config_entry *e, const char *v)
+{
+    char *base = (char *)cfg + e->offset;
+    uint64_t n;
+    switch (e->type) {
+    case CT_STRING: {
+        size_t len = strlen(v);
+        if (len < e->min)
+            return "must not be empty";
+        if (len > e->max)
+            return "value too long";
+        for (const char *p = v; *p; p++)
+            if ((unsigned char)*p < 0x20)
+                return "control character in value";
+        char **s = (char **)(void *)base;
+        free(*s);
+        *s = xstrdup(v);
+        return NULL;
+    }
+    case CT_DURATION:
+        if (core_parse_duration(v, &n) < 0)
+            return "not a duration (number with optional s, m, h or d)";
+        break;
+    case CT_SIZE:
+        if (core_parse_size(v, &n) < 0)
+            return "not a size (number with optional k, M or G)";
+        break;
+    case CT_COUNT:
+        if (core_parse_u64(v, UINT64_MAX, &n) < 0)
+            return "not a number";
+        break;
+    case CT_RATE: {
+        char num[32];
+        const char *slash = strchr(v, '/');
+        uint64_t c, w;
+        if (!slash || (size_t)(slash - v) >= sizeof num)
+            return "not a rate (COUNT/WINDOW, e.g. 200/1m)";
+        memcpy(num, v, (size_t)(slash - v));
+        num[slash - v] = '\0';
+        if (core_parse_u64(num, 100000000, &c) < 0 || core_parse_duration(slash + 1, &w) < 0 ||
+            w == 0 || w > 7 * DAY)
+            return "not a rate (COUNT/WINDOW, e.g. 200/1m; window 1s..7d)";
+        struct rate_limit *r = (struct rate_limit *)(void *)base;
+        r->count = (uint32_t)c;
+        r->window = (uint32_t)w;
+        return NULL;
+    }
+    }
+    if (n < e->min)
+        return "value below the minimum";
+    if (n > e->max)
+        return "value above the maximum";
+    *(uint64_t *)(void *)base = n;
+    return NULL;
+}
+
+void config_defaults(struct moat_config *cfg)
+{
+    memset(cfg, 0, sizeof *cfg);
+    for (size_t i = 0; i < CONFIG_N; i++) {
+        const char *why = config_apply(cfg, &config_table[i], config_table[i].def);
+        if (why && config_table[i].type != CT_STRING)
+            fatal("config default of %s invalid: %s", config_table[i].name, why);
+        if (why) { /* empty string default */
+            char **s = (char **)(void *)((char *)cfg + config_table[i].offset);
+            *s = xstrdup(config_table[i].def);
+        }
+    }
+    if (cfg->hostname[0] == '\0') {
+        char h[256] = "localhost";
+        if (gethostname(h, sizeof h - 1) < 0)
+            core_strlcpy(h, "localhost", sizeof h);
+        h[sizeof h - 1] = '\0';
+        free(cfg->hostname);
+        cfg->hostname = xstrdup(h);
+    }
+}
+
+const char *config_set(struct moat_config *cfg, const char *key, const char *value)
+{
+    const struct config_entry *e = config_find(key);
+    if (!e)
+        return "unknown key";
+    return config_apply(cfg, e, value);
+}
+
+/* trim - strip leading/trailing blanks in place */
+static char *trim(char *s)
+{
+    while (*s == ' ' || *s == '\t')
+        s++;
+    size_t n = strlen(s);
+    while (n && (s[n - 1] == ' ' || s[n - 1] == '\t' || s[n - 1] == '\r' || s[n - 1] == '\n'))
+        s[--n] = '\0';
+    return s;
+}
+
+int config_load(const char *path, struct moat_config *cfg, char *err, size_t errsz)
+{
+    char line[4098];
+    unsigned lineno = 0;
+    config_defaults(cfg);
+    FILE *f = fopen(path, "r");
+    if (!f) {
+        snprintf(err, errsz, "%s: %s", path, strerror(errno));
+        return -1;
+    }
+    while (fgets(line, sizeof line, f)) {
+        lineno++;
+        size_t n = strlen(line);
+        if (n == sizeof line - 1 && line[n - 1] != '\n') {
+            snprintf(err, errsz, "%s:%u: line too long", path, lineno);
+            goto fail;
+        }
+        char *s = trim(line);
+        if (*s == '\0' || *s == '#')
+            continue;
+        char *eq = strchr(s, '=');
+        if (!eq) {
+            snprintf(err, errsz, "%s:%u: expected key = value", path, lineno);
+            goto fail;
+        }
+        *eq = '\0';
+        char *key = trim(s), *val = trim(eq + 1);
+        const char *why = config_set(cfg, key, val);
+        if (why) {
+            char k[80];
+            log_escape(key, strlen(key), k, sizeof k);
+            snprintf(err, errsz, "%s:%u: %s: %s", path, lineno, k, why);
+            goto fail;
+        }
+    }
+    if (ferror(f)) {
+        snprintf(err, errsz, "%s: read error", path);
+        goto fail;
+    }
+    fclose(f);
+    if (cfg->retry_min > cfg->retry_max) {
+        snprintf(err, errsz, "%s: retry_min is larger than retry_max", path);
+        return -1;
+    }
+    if (strcmp(cfg->log_target, "stderr") != 0 && strcmp(cfg->log_target, "syslog") != 0) {
+        snprintf(err, errsz, "%s: log: must be stderr or syslog", path);
+        return -1;
+    }
+    if ((cfg->tls_cert[0] == '\0') != (cfg->tls_key[0] == '\0')) {
+        snprintf(err, errsz, "%s: tls_cert and tls_key must be set together", path);
+        return -1;
+    }
+    return 0;
+fail:
+    fclose(f);
+    return -1;
+}
+
+void config_free(struct moat_config *cfg)
+{
+    for (size_t i = 0; i < CONFIG_N; i++) {
+        if (config_table[i].type == CT_STRING) {
+            char **s = (char **)(void *)((char *)cfg + config_table[i].offset);
+            free(*s);
+            *s = NULL;
+        }
+    }
+}
+
+void config_dump(const struct moat_config *cfg,
+                 void (*emit)(const char *key, const char *value, const char *doc, void *arg), void *arg)
+{
+    char v[1100];
+    for (size_t i = 0; i < CONFIG_N; i++) {
+        const struct config_entry *e = &config_table[i];
+        const char *base = (const char *)cfg + e->offset;
+        switch (e->type) {
+        case CT_STRING:
+            snprintf(v, sizeof v, "%s", *(char *const *)(const void *)base);
+            break;
+        case CT_RATE: {
+            const struct rate_limit *r = (const struct rate_limit *)(const void *)base;
+            snprintf(v, sizeof v, "%u/%us", r->count, r->window);
+            break;
+        }
+        default:
+            snprintf(v, sizeof v, "%llu", (unsigned long long)*(const uint64_t *)(const void *)base);
+        }
+        emit(e->name, v, e->doc, arg);
+    }
+}

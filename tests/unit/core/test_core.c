@@ -1,0 +1,151 @@
+/* test_core.c - unit tests for core/: buffers, parsing, IDs, config. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <cmocka.h>
+
+#include "core/core.h"
+
+static void test_buf_max(void **state)
+{
+    (void)state;
+    struct buf b;
+    buf_init(&b, 8);
+    assert_int_equal(buf_append(&b, "12345678", 8), 0);
+    assert_int_equal(buf_append(&b, "9", 1), -1);
+    assert_int_equal(b.len, 8);
+    assert_string_equal(buf_cstr(&b), "12345678");
+    buf_reset(&b);
+    assert_int_equal(buf_printf(&b, "%d-%s", 42, "ab"), 0);
+    assert_string_equal(buf_cstr(&b), "42-ab");
+    assert_int_equal(buf_printf(&b, "%s", "toolong"), -1);
+    buf_free(&b);
+}
+
+static void test_parse_numbers(void **state)
+{
+    (void)state;
+    uint64_t v;
+    static const struct { const char *in; int rc; uint64_t out; } dur[] = {
+        {"10", 0, 10}, {"5s", 0, 5}, {"2m", 0, 120}, {"1h", 0, 3600}, {"10d", 0, 864000},
+        {"", -1, 0}, {"m", -1, 0}, {"-1", -1, 0}, {"1x", -1, 0}, {"1 m", -1, 0},
+        {"99999999999999999999", -1, 0}, {"+5", -1, 0},
+    };
+    for (size_t i = 0; i < sizeof dur / sizeof dur[0]; i++) {
+        assert_int_equal(core_parse_duration(dur[i].in, &v), dur[i].rc);
+        if (dur[i].rc == 0)
+            assert_int_equal(v, dur[i].out);
+    }
+    assert_int_equal(core_parse_size("150M", &v), 0);
+    assert_int_equal(v, 150ULL * 1024 * 1024);
+    assert_int_equal(core_parse_size("3k", &v), 0);
+    assert_int_equal(v, 3072);
+    assert_int_equal(core_parse_size("18446744073709551615G", &v), -1);
+    assert_int_equal(core_parse_u64("18446744073709551615", UINT64_MAX, &v), 0);
+    assert_int_equal(core_parse_u64("18446744073709551616", UINT64_MAX, &v), -1);
+}
+
+static void test_hostport(void **state)
+{
+    (void)state;
+    char h[64];
+    uint16_t p;
+    assert_int_equal(core_parse_hostport("127.0.0.1:25", h, sizeof h, &p), 0);
+    assert_string_equal(h, "127.0.0.1");
+    assert_int_equal(p, 25);
+    assert_int_equal(core_parse_hostport("[::1]:2525", h, sizeof h, &p), 0);
+    assert_string_equal(h, "::1");
+    assert_int_equal(core_parse_hostport("host:0", h, sizeof h, &p), -1);
+    assert_int_equal(core_parse_hostport("host:65536", h, sizeof h, &p), -1);
+    assert_int_equal(core_parse_hostport("host", h, sizeof h, &p), -1);
+    assert_int_equal(core_parse_hostport(":25", h, sizeof h, &p), -1);
+}
+
+static void test_qid(void **state)
+{
+    (void)state;
+    char a[CORE_QID_LEN + 1], b[CORE_QID_LEN + 1];
+    core_qid_new(a);
+    core_qid_new(b);
+    assert_true(core_qid_valid(a));
+    assert_true(strcmp(a, b) != 0);
+    assert_false(core_qid_valid("abc"));
+    assert_false(core_qid_valid("0123456789abcdef0123"));
+    assert_false(core_qid_valid("0123456789ABCDEF01234"));
+}
+
+static void test_log_escape(void **state)
+{
+    (void)state;
+    char out[32];
+    log_escape("a b\r\n\"x\"", 8, out, sizeof out);
+    assert_string_equal(out, "a\\x20b\\x0d\\x0a\\x22x\\x22");
+    log_escape("abcdefghij", 10, out, 5);
+    assert_string_equal(out, "abcd");
+}
+
+/* write_conf - a temp config file with the given text; returns its path */
+static char *write_conf(const char *text)
+{
+    static char path[] = "/tmp/moat-test-conf-XXXXXX";
+    char *p = xstrdup(path);
+    int fd = mkstemp(p);
+    assert_true(fd >= 0);
+    assert_int_equal(write(fd, text, strlen(text)), (ssize_t)strlen(text));
+    close(fd);
+    return p;
+}
+
+static void test_config(void **state)
+{
+    (void)state;
+    static const struct { const char *text; int rc; const char *err; } cases[] = {
+        {"# comment\n\nhostname = mx.test\nretry_min = 30s\n", 0, NULL},
+        {"bogus = 1\n", -1, ":1: bogus: unknown key"},
+        {"\n\nretry_min = soon\n", -1, ":3: retry_min: not a duration"},
+        {"recipient_limit = 0\n", -1, "below the minimum"},
+        {"recipient_limit = 100000\n", 0, NULL},
+        {"recipient_limit = 100001\n", -1, "above the maximum"},
+        {"limit_in_ip = 10/1m\n", 0, NULL},
+        {"limit_in_ip = 10\n", -1, "not a rate"},
+        {"hostname\n", -1, "expected key = value"},
+        {"retry_min = 2h\nretry_max = 1h\n", -1, "retry_min is larger"},
+        {"tls_cert = /x.pem\n", -1, "set together"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        struct moat_config cfg;
+        char err[512] = "";
+        char *p = write_conf(cases[i].text);
+        int rc = config_load(p, &cfg, err, sizeof err);
+        if (rc != cases[i].rc)
+            fail_msg("case %zu: rc %d err %s", i, rc, err);
+        if (cases[i].err && !strstr(err, cases[i].err))
+            fail_msg("case %zu: err '%s' lacks '%s'", i, err, cases[i].err);
+        if (i == 0) {
+            assert_string_equal(cfg.hostname, "mx.test");
+            assert_int_equal(cfg.retry_min, 30);
+            assert_int_equal(cfg.queue_lifetime, 864000);
+            assert_int_equal(cfg.limit_in_sender.count, 200);
+            assert_int_equal(cfg.limit_in_sender.window, 60);
+            assert_int_equal(cfg.message_size_limit, 150ULL * 1024 * 1024);
+        }
+        config_free(&cfg);
+        unlink(p);
+        free(p);
+    }
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_buf_max),     cmocka_unit_test(test_parse_numbers),
+        cmocka_unit_test(test_hostport),    cmocka_unit_test(test_qid),
+        cmocka_unit_test(test_log_escape),  cmocka_unit_test(test_config),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
