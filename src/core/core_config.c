@@ -42,7 +42,7 @@ static const struct config_entry config_table[] = {
     {"relay_host", CT_STRING, OFF(relay_host), "", 0, 300, "host:port smarthost for mail to domains Moat does not protect (DSNs); empty: MX lookup"},
     {"log", CT_STRING, OFF(log_target), "stderr", 1, 16, "stderr or syslog"},
     {"scan_header", CT_STRING, OFF(scan_header), "X-Moat-Scan", 1, 64, "name of the verdict header added to delivered mail"},
-    {"queue_lifetime", CT_DURATION, OFF(queue_lifetime), "10d", 60, 60 * DAY, "how long undeliverable mail is retried before a DSN"},
+    {"queue_lifetime", CT_DURATION, OFF(queue_lifetime), "10d", 1, 60 * DAY, "how long undeliverable mail is retried before a DSN"},
     {"retry_min", CT_DURATION, OFF(retry_min), "1m", 1, DAY, "first retry delay (doubles each attempt)"},
     {"retry_max", CT_DURATION, OFF(retry_max), "1h", 1, DAY, "longest delay between delivery attempts"},
     {"limit_in_ip", CT_RATE, OFF(limit_in_ip), "3600/1m", 0, 0, "inbound messages per connecting IP per window"},

@@ -1,0 +1,161 @@
+/*
+ * store.h - the one interface to persistent data other than the spool:
+ * tenants, domains, policies and lists (the tenant document), message
+ * tracking, schema migrations. SQLite (WAL) in data_dir/moat.db is the
+ * embedded backend; every function here is backend-neutral so a PostgreSQL
+ * backend can follow.
+ *
+ * Threading: a struct store is one connection, used by one thread at a time.
+ * struct domain_map is an immutable, reference-counted snapshot that any
+ * thread may read. struct tracker owns a background thread that writes
+ * tracking records in batches; its functions are thread-safe and never block
+ * on the database.
+ *
+ * Tenant isolation: every tracking query takes an optional company_id; NULL
+ * means operator scope (all tenants), used only by moatctl run by the operator.
+ */
+#ifndef MOAT_STORE_H
+#define MOAT_STORE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/core.h"
+
+struct store;
+
+/* store_open - open (creating if needed) the database named by cfg->database
+ * (sqlite: data_dir/moat.db) and apply pending numbered migrations.
+ * Returns 0, or -1 with a reason in err. */
+int store_open(const struct moat_config *cfg, struct store **out, char *err, size_t errsz);
+void store_close(struct store *st);
+
+/* ---------------------------------------------------------------- tenant document */
+/* Result codes of import: 0 applied; 1 validation error (err holds the JSON
+ * path and reason, e.g. "tenants[0].domains[1].inbound_servers[0].port: must be 1..65535",
+ * nothing applied); 2 internal error. Idempotent. trust_domains allows
+ * "verified": true (recorded in the audit log); without it, a domain's
+ * verified flag is kept as stored (false for new domains). */
+int store_import_json(struct store *st, const char *json, size_t len, bool trust_domains, char *err,
+                      size_t errsz);
+/* store_export_json - the document for one tenant (company_id) or all (NULL);
+ * NULL with err set if the tenant does not exist. Caller frees. */
+char *store_export_json(struct store *st, const char *company_id, char *err, size_t errsz);
+/* store_config_version - increases on every change of tenant data; cheap */
+int64_t store_config_version(struct store *st);
+
+/* ---------------------------------------------------------------- domains (routing) */
+enum domain_tls { DOMAIN_TLS_OPPORTUNISTIC = 0, DOMAIN_TLS_REQUIRED, DOMAIN_TLS_NONE };
+
+struct domain_server {
+    char host[256];
+    uint16_t port;
+    uint32_t preference;
+};
+
+struct domain_entry {
+    char *name;          /* lower-case ASCII (IDNs as punycode) */
+    char *company_id;
+    bool verified;
+    enum domain_tls tls;
+    struct domain_server *servers;
+    size_t nservers;
+    char **recipients;   /* sorted lower-case addresses; NULL = no recipient list */
+    size_t nrecipients;
+    bool outbound_enabled;
+    char **sending_servers; /* CIDRs / IPs allowed to relay out */
+    size_t nsending_servers;
+};
+
+struct domain_map;
+
+/* store_domain_map_load - snapshot of every domain (refcount 1), or NULL */
+struct domain_map *store_domain_map_load(struct store *st);
+void domain_map_ref(struct domain_map *m);
+void domain_map_unref(struct domain_map *m);
+/* domain_map_find - case-insensitive exact match (a trailing dot is NOT
+ * stripped), or NULL. Borrowed while the caller holds a reference. */
+const struct domain_entry *domain_map_find(const struct domain_map *m, const char *domain);
+/* domain_entry_has_recipient - true when the domain has no recipient list or
+ * addr (case-insensitive) is on it */
+bool domain_entry_has_recipient(const struct domain_entry *d, const char *addr);
+
+/* ---------------------------------------------------------------- tracking */
+/* One accepted or refused SMTP transaction. Strings may be NULL. */
+struct track_message {
+    const char *qid;
+    double time;
+    const char *direction;   /* "inbound" / "outbound" */
+    const char *client_ip;
+    const char *helo;
+    const char *tls;         /* e.g. "TLSv1.3 TLS_AES_256_GCM_SHA384", NULL = none */
+    const char *sender;      /* "" for the null sender */
+    uint64_t size;
+    const char *message_id;
+    const char *subject;
+    const char *header_from;
+    const char *action;      /* "accepted", "rejected", "deferred" (tempfail) */
+    const char *reason;      /* for rejections: the reply or "Exceeded limit – message count (by IP address)" */
+    const char *const *rcpts;
+    const char *const *rcpt_company; /* tenant company_id per recipient (NULL entries ok) */
+    size_t nrcpts;
+};
+
+/* Per-recipient state changes after acceptance. */
+struct track_recipient {
+    const char *qid;
+    double time;
+    const char *rcpt;
+    const char *status;      /* queued, delivered, deferred, bounced, expired, deleted */
+    const char *server;      /* "host:port [ip]" the attempt went to, or NULL */
+    const char *tls;         /* negotiated TLS of the attempt, NULL = none */
+    const char *reply;       /* the server's reply or the local reason */
+};
+
+struct tracker;
+/* tracker_start - background writer with its own connection; NULL on error */
+struct tracker *tracker_start(const struct moat_config *cfg, char *err, size_t errsz);
+/* tracker_message / tracker_recipient - copy the record into the write queue
+ * (bounded: when more than 100000 records wait, new ones are dropped and
+ * counted, and a warning is logged - mail flow never waits for tracking) */
+void tracker_message(struct tracker *t, const struct track_message *m);
+void tracker_recipient(struct tracker *t, const struct track_recipient *r);
+/* tracker_flush - wait until everything queued so far is written */
+void tracker_flush(struct tracker *t);
+/* tracker_stop - flush and stop the thread, free t */
+void tracker_stop(struct tracker *t);
+
+/* Search. Every filter is optional (NULL / 0). rcpt and sender match
+ * case-insensitively, with '*' as a wildcard. action matches the message
+ * action or a recipient status. Results newest first, at most limit rows. */
+struct track_query {
+    const char *company_id;  /* tenant scope; NULL = all (operator) */
+    double since, until;
+    const char *rcpt;
+    const char *sender;
+    const char *action;
+    const char *subject;     /* substring, case-insensitive */
+    const char *qid;
+    size_t limit;            /* 0 = 1000 */
+};
+
+struct track_row {
+    char qid[32];
+    double time;
+    char *sender, *rcpt, *action, *status, *subject, *client_ip, *server, *reply, *tls, *message_id;
+    char *reason;
+    uint64_t size;
+};
+
+/* store_tracking_search - rows into *out (caller frees with
+ * store_tracking_rows_free); returns the count or -1 */
+long store_tracking_search(struct store *st, const struct track_query *q, struct track_row **out);
+void store_tracking_rows_free(struct track_row *rows, long n);
+/* store_tracking_timeline - JSON array of every event of one message, in
+ * time order (caller frees), or NULL when it does not exist in that scope */
+char *store_tracking_timeline(struct store *st, const char *company_id, const char *qid);
+/* store_tracking_purge - delete tracking older than before; count or -1 */
+long store_tracking_purge(struct store *st, double before);
+
+#endif
