@@ -39,11 +39,22 @@ void store_close(struct store *st);
  * verified flag is kept as stored (false for new domains). */
 int store_import_json(struct store *st, const char *json, size_t len, bool trust_domains, char *err,
                       size_t errsz);
+/* store_import_json_report - the same, also reporting what happened (res may be NULL) */
+struct store_import_result {
+    size_t tenants;          /* tenants in the document */
+    size_t changed;          /* tenants created or replaced (0: nothing changed) */
+    int64_t config_version;  /* after the import */
+};
+int store_import_json_report(struct store *st, const char *json, size_t len, bool trust_domains,
+                             struct store_import_result *res, char *err, size_t errsz);
 /* store_export_json - the document for one tenant (company_id) or all (NULL);
  * NULL with err set if the tenant does not exist. Caller frees. */
 char *store_export_json(struct store *st, const char *company_id, char *err, size_t errsz);
 /* store_config_version - increases on every change of tenant data; cheap */
 int64_t store_config_version(struct store *st);
+/* store_domain_set_verified - set a tenant's domain verified flag (the DNS
+ * check); 0 done, 1 no such domain for that tenant, -1 error */
+int store_domain_set_verified(struct store *st, const char *company_id, const char *domain, bool verified);
 
 /* ---------------------------------------------------------------- domains (routing) */
 enum domain_tls { DOMAIN_TLS_OPPORTUNISTIC = 0, DOMAIN_TLS_REQUIRED, DOMAIN_TLS_NONE };
@@ -66,6 +77,7 @@ struct domain_entry {
     bool outbound_enabled;
     char **sending_servers; /* CIDRs / IPs allowed to relay out */
     size_t nsending_servers;
+    char *verification_token; /* value of the moat-verification= TXT record */
 };
 
 struct domain_map;
@@ -75,7 +87,8 @@ struct domain_map *store_domain_map_load(struct store *st);
 void domain_map_ref(struct domain_map *m);
 void domain_map_unref(struct domain_map *m);
 /* domain_map_find - case-insensitive exact match (a trailing dot is NOT
- * stripped), or NULL. Borrowed while the caller holds a reference. */
+ * stripped), or NULL. Borrowed while the caller holds a reference. When
+ * several tenants have added the same name, the verified claim is returned. */
 const struct domain_entry *domain_map_find(const struct domain_map *m, const char *domain);
 /* domain_entry_has_recipient - true when the domain has no recipient list or
  * addr (case-insensitive) is on it */
@@ -121,6 +134,18 @@ struct tracker *tracker_start(const struct moat_config *cfg, char *err, size_t e
  * counted, and a warning is logged - mail flow never waits for tracking) */
 void tracker_message(struct tracker *t, const struct track_message *m);
 void tracker_recipient(struct tracker *t, const struct track_recipient *r);
+/* tracker_event - one more timeline line for a message (policy results,
+ * quarantine, release ...); rcpt NULL = the whole message */
+struct track_event {
+    const char *qid;
+    double time;
+    const char *rcpt;
+    const char *event;       /* short word: "policy", "quarantined", "released" ... */
+    const char *detail;      /* human text, e.g. "quarantined (Spam policy)" */
+};
+void tracker_event(struct tracker *t, const struct track_event *e);
+/* tracker_dropped - records dropped so far because the queue was full */
+uint64_t tracker_dropped(struct tracker *t);
 /* tracker_flush - wait until everything queued so far is written */
 void tracker_flush(struct tracker *t);
 /* tracker_stop - flush and stop the thread, free t */
