@@ -44,6 +44,9 @@ def main():
     ap.add_argument("--sample", type=float, default=2.0)
     ap.add_argument("--banner-timeout", type=float, default=30.0)
     ap.add_argument("--target-mib", type=float, default=64.0)
+    ap.add_argument("--sources", type=int, default=40,
+                    help="spread the connections over this many loopback source addresses "
+                         "127.0.0.1, 127.0.0.2, ... (as from many clients; stays under a per-IP connection cap)")
     ap.add_argument("--csv", required=True)
     a = ap.parse_args()
 
@@ -60,6 +63,7 @@ def main():
         s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         s.settimeout(10)
         try:
+            s.bind((f"127.0.0.{1 + i % max(1, min(a.sources, 250))}", 0))
             s.connect(("127.0.0.1", a.port))
         except OSError as e:
             s.close()
