@@ -32,6 +32,7 @@ struct deliver_route {
     size_t nservers;
     const char *mx_domain;
     enum domain_tls tls;
+    uint16_t port;                /* port of MX hosts (mx_domain only); 0 = 25 */
 };
 
 /* The message: bytes [offset, offset+length) of fd are the RFC 5322 message
@@ -65,6 +66,10 @@ struct deliver_rcpt_result {
     char enhanced[16];            /* "5.1.1" or "" */
     char reply[512];              /* the server's reply text or the local reason */
 };
+/* reply: when code != 0, the server's text after the code (lines of a
+ * multi-line reply joined by spaces, control and non-ASCII bytes as '?'),
+ * so "code reply" reads as the reply; when code == 0, a self-contained
+ * local reason (it quotes a server's code itself if one was involved). */
 
 struct deliver_outcome {
     const char *qid;
@@ -93,5 +98,10 @@ size_t deliver_client_busy(const struct deliver_client *c);
 /* deliver_client_free - close idle connections; in-flight attempts end with
  * DELIVER_TEMP "shutting down" before it returns */
 void deliver_client_free(struct deliver_client *c);
+
+/* deliver_order_servers - sort by preference (lowest first), shuffling
+ * servers of equal preference (load sharing); what an attempt does with
+ * its candidates */
+void deliver_order_servers(struct domain_server *servers, size_t n);
 
 #endif

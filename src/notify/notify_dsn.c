@@ -252,14 +252,15 @@ static int human_text(const struct dsn_info *info, const char *mta, bool any_fai
         rc |= buf_append_str(t, "申し訳ありませんが、お送りいただいたメッセージを次の宛先に配信できません\r\n"
                                 "でした。詳細は以下のとおりです。\r\n\r\n");
     else
-        rc |= buf_append_str(t, "これは警告のみです。お送りいただいたメッセージは次の宛先にまだ配信されて\r\n"
-                                "いません。メールシステムは配信を引き続き試みますので、再送の必要はありません。\r\n\r\n");
+        rc |= buf_append_str(
+            t, "これは警告のみです。お送りいただいたメッセージは次の宛先にまだ配信されて\r\n"
+               "いません。メールシステムは配信を引き続き試みますので、再送の必要はありません。\r\n\r\n");
     for (size_t i = 0; i < info->nrcpts; i++) {
         const struct dsn_recipient *r = &info->rcpts[i];
         sanitize(r->addr, true, addr, sizeof addr);
         sanitize(r->diagnostic ? r->diagnostic : "", true, diag, sizeof diag);
-        rc |= buf_printf(t, "<%s>: %s%s%s\r\n", addr, r->failed ? "配信失敗" : "配信遅延", diag[0] ? ": " : "",
-                         diag);
+        rc |= buf_printf(t, "<%s>: %s%s%s\r\n", addr, r->failed ? "配信失敗" : "配信遅延",
+                         diag[0] ? ": " : "", diag);
     }
     return rc ? -1 : 0;
 }
@@ -294,12 +295,15 @@ static int status_block(const struct dsn_info *info, const char *mta, struct buf
                 xtext_decode(val, v2, sizeof v2);
                 rc |= buf_printf(s, "Original-Recipient: %s; %s\r\n", type, sanitize(v2, false, v, sizeof v));
             } else {
-                rc |= buf_printf(s, "Original-Recipient: rfc822; %s\r\n", sanitize(r->orcpt, false, v, sizeof v));
+                rc |= buf_printf(s, "Original-Recipient: rfc822; %s\r\n",
+                                 sanitize(r->orcpt, false, v, sizeof v));
             }
         }
         rc |= buf_printf(s, "Action: %s\r\n", r->failed ? "failed" : "delayed");
         rc |= buf_printf(s, "Status: %s\r\n",
-                         status_valid(r->status) ? r->status : r->failed ? "5.0.0" : "4.0.0");
+                         status_valid(r->status) ? r->status
+                         : r->failed             ? "5.0.0"
+                                                 : "4.0.0");
         if (r->remote_mta && r->remote_mta[0])
             rc |= buf_printf(s, "Remote-MTA: dns; %s\r\n", sanitize(r->remote_mta, false, v, sizeof v));
         if (r->diagnostic && r->diagnostic[0]) {
@@ -381,13 +385,15 @@ int notify_dsn_build(const struct dsn_info *info, struct buf *out)
     int e = 0;
     e |= buf_printf(out, "From: \"Mail Delivery System\" <MAILER-DAEMON@%s>\r\n", mta);
     e |= buf_printf(out, "To: <%s>\r\n", sender);
-    e |= buf_printf(out, "Subject: %s\r\n",
-                    any_failed ? "Undelivered Mail Returned to Sender" : "Delayed Mail (still being retried)");
+    e |=
+        buf_printf(out, "Subject: %s\r\n",
+                   any_failed ? "Undelivered Mail Returned to Sender" : "Delayed Mail (still being retried)");
     e |= buf_printf(out, "Date: %s\r\n", date);
     e |= buf_printf(out, "Message-ID: <dsn.%s.%s@%s>\r\n", qid[0] ? qid : "noqid", rnd, mta);
     e |= buf_append_str(out, "Auto-Submitted: auto-replied\r\n");
     e |= buf_append_str(out, "MIME-Version: 1.0\r\n");
-    e |= buf_printf(out, "Content-Type: multipart/report; report-type=delivery-status;\r\n\tboundary=\"%s\"\r\n",
+    e |= buf_printf(out,
+                    "Content-Type: multipart/report; report-type=delivery-status;\r\n\tboundary=\"%s\"\r\n",
                     boundary);
     e |= buf_printf(out, "Content-Transfer-Encoding: %s\r\n", eightbit ? "8bit" : "7bit");
     e |= buf_append_str(out, "\r\nThis is a MIME-encapsulated message.\r\n\r\n");

@@ -87,7 +87,8 @@ static int count_field(const char *s, size_t len, const char *name)
     int n = 0;
     size_t nl = strlen(name);
     for (size_t i = 0; i < len; i++) {
-        if ((i == 0 || s[i - 1] == '\n') && len - i > nl && strncasecmp(s + i, name, nl) == 0 && s[i + nl] == ':')
+        if ((i == 0 || s[i - 1] == '\n') && len - i > nl && strncasecmp(s + i, name, nl) == 0 &&
+            s[i + nl] == ':')
             n++;
     }
     return n;
@@ -201,14 +202,29 @@ static void test_dsn_structure(void **state)
 {
     (void)state;
     struct dsn_recipient r[2] = {
-        {.addr = "bob@dest.test", .orcpt = "rfc822;Bob+2Bx@dest.test", .failed = true, .status = "5.1.1",
-         .remote_mta = "mx.dest.test", .diagnostic = "smtp; 550 5.1.1 No such user", .last_attempt = 1700000100},
-        {.addr = "carol@dest.test", .failed = false, .status = NULL, .remote_mta = NULL,
-         .diagnostic = "connection refused", .last_attempt = 1700000200},
+        {.addr = "bob@dest.test",
+         .orcpt = "rfc822;Bob+2Bx@dest.test",
+         .failed = true,
+         .status = "5.1.1",
+         .remote_mta = "mx.dest.test",
+         .diagnostic = "smtp; 550 5.1.1 No such user",
+         .last_attempt = 1700000100},
+        {.addr = "carol@dest.test",
+         .failed = false,
+         .status = NULL,
+         .remote_mta = NULL,
+         .diagnostic = "connection refused",
+         .last_attempt = 1700000200},
     };
-    struct dsn_info info = {.reporting_mta = "mx.moat.test", .qid = "0123456789ABCDEF0123", .envid = "env+2B1",
-                            .sender = "alice@sender.test", .arrival = 1700000000, .rcpts = r, .nrcpts = 2,
-                            .original = original, .original_len = sizeof original - 1};
+    struct dsn_info info = {.reporting_mta = "mx.moat.test",
+                            .qid = "0123456789ABCDEF0123",
+                            .envid = "env+2B1",
+                            .sender = "alice@sender.test",
+                            .arrival = 1700000000,
+                            .rcpts = r,
+                            .nrcpts = 2,
+                            .original = original,
+                            .original_len = sizeof original - 1};
     struct buf out;
     buf_init(&out, 1 << 20);
     assert_int_equal(notify_dsn_build(&info, &out), 0);
@@ -291,14 +307,22 @@ static void test_dsn_structure(void **state)
 static void test_dsn_injection(void **state)
 {
     (void)state;
-    struct dsn_recipient r = {.addr = "bob@dest.test\r\nBcc: victim@x.test", .orcpt = "x\r\nX-Evil: 1",
-                              .failed = true, .status = "5.1.1\r\nX-Evil: 2",
-                              .remote_mta = "mx\r\nX-Evil: 3", .diagnostic = "550 no\r\nX-Evil: 4\n\rX-Evil: 5",
+    struct dsn_recipient r = {.addr = "bob@dest.test\r\nBcc: victim@x.test",
+                              .orcpt = "x\r\nX-Evil: 1",
+                              .failed = true,
+                              .status = "5.1.1\r\nX-Evil: 2",
+                              .remote_mta = "mx\r\nX-Evil: 3",
+                              .diagnostic = "550 no\r\nX-Evil: 4\n\rX-Evil: 5",
                               .last_attempt = 1};
-    struct dsn_info info = {.reporting_mta = "mx.moat.test\r\nX-Evil: 6", .qid = "Q\r\nX-Evil: 7",
-                            .envid = "e\r\nX-Evil: 8", .sender = "alice@sender.test>\r\nBcc: victim@x.test",
-                            .arrival = 1, .rcpts = &r, .nrcpts = 1,
-                            .original = "Subject: hi\nX-Bare: lf\rcr\r\n\r\nbody", .original_len = 33};
+    struct dsn_info info = {.reporting_mta = "mx.moat.test\r\nX-Evil: 6",
+                            .qid = "Q\r\nX-Evil: 7",
+                            .envid = "e\r\nX-Evil: 8",
+                            .sender = "alice@sender.test>\r\nBcc: victim@x.test",
+                            .arrival = 1,
+                            .rcpts = &r,
+                            .nrcpts = 1,
+                            .original = "Subject: hi\nX-Bare: lf\rcr\r\n\r\nbody",
+                            .original_len = 33};
     struct buf out;
     buf_init(&out, 1 << 20);
     assert_int_equal(notify_dsn_build(&info, &out), 0);
@@ -331,8 +355,14 @@ static void test_dsn_delayed_and_limits(void **state)
     for (int i = 0; i < 2000; i++)
         assert_int_equal(buf_printf(&orig, "X-Filler-%04d: %040d\r\n", i, i), 0);
     assert_int_equal(buf_append_str(&orig, "\r\nbody\r\n"), 0);
-    struct dsn_info info = {.reporting_mta = "mx.moat.test", .qid = "Q", .sender = "a@b.test", .arrival = 1,
-                            .rcpts = &r, .nrcpts = 1, .original = orig.ptr, .original_len = orig.len};
+    struct dsn_info info = {.reporting_mta = "mx.moat.test",
+                            .qid = "Q",
+                            .sender = "a@b.test",
+                            .arrival = 1,
+                            .rcpts = &r,
+                            .nrcpts = 1,
+                            .original = orig.ptr,
+                            .original_len = orig.len};
     struct buf out;
     buf_init(&out, 1 << 20);
     assert_int_equal(notify_dsn_build(&info, &out), 0);
@@ -372,9 +402,16 @@ static void test_dsn_8bit_headers(void **state)
 {
     (void)state;
     static const char orig8[] = "Subject: 会議\r\nFrom: a@b.test\r\n\r\nx\r\n";
-    struct dsn_recipient r = {.addr = "ユーザー@dest.test", .failed = true, .diagnostic = "smtp; 550 5.1.1 ユーザー"};
-    struct dsn_info info = {.reporting_mta = "mx.moat.test", .qid = "Q", .sender = "a@b.test", .arrival = 1,
-                            .rcpts = &r, .nrcpts = 1, .original = orig8, .original_len = sizeof orig8 - 1};
+    struct dsn_recipient r = {
+        .addr = "ユーザー@dest.test", .failed = true, .diagnostic = "smtp; 550 5.1.1 ユーザー"};
+    struct dsn_info info = {.reporting_mta = "mx.moat.test",
+                            .qid = "Q",
+                            .sender = "a@b.test",
+                            .arrival = 1,
+                            .rcpts = &r,
+                            .nrcpts = 1,
+                            .original = orig8,
+                            .original_len = sizeof orig8 - 1};
     struct buf out;
     buf_init(&out, 1 << 20);
     assert_int_equal(notify_dsn_build(&info, &out), 0);
