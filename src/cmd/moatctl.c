@@ -21,10 +21,11 @@ static int cmd_help(struct moatctl *ctx, int argc, char **argv);
 
 /* The command table: add a line per command or group. */
 static const struct moatctl_cmd moatctl_commands[] = {
-    {"import", "[--trust-domains] FILE.json|-", "create/update tenants from a tenant document", moatctl_cmd_import,
-     NULL},
+    {"import", "[--trust-domains] FILE.json|-", "create/update tenants from a tenant document",
+     moatctl_cmd_import, NULL},
     {"export", "[--tenant ID]", "print the tenant document (all tenants, or one)", moatctl_cmd_export, NULL},
     {"tracking", NULL, "message tracking", NULL, moatctl_tracking_cmds},
+    {"queue", NULL, "the delivery queue", NULL, moatctl_queue_cmds},
     {"help", "[COMMAND]", "this text", cmd_help, NULL},
     {NULL, NULL, NULL, NULL, NULL},
 };
@@ -196,13 +197,17 @@ void moatctl_iso_time(double t, char *out, size_t outsz)
 {
     time_t s = (time_t)t;
     int ms = (int)((t - (double)s) * 1000.0);
+    if (ms < 0)
+        ms = 0;
+    if (ms > 999)
+        ms = 999;
     struct tm tm;
     if (!gmtime_r(&s, &tm)) {
         snprintf(out, outsz, "-");
         return;
     }
     snprintf(out, outsz, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday,
-             tm.tm_hour, tm.tm_min, tm.tm_sec, ms < 0 ? 0 : ms > 999 ? 999 : ms);
+             tm.tm_hour, tm.tm_min, tm.tm_sec, ms);
 }
 
 void moatctl_local_time(double t, char *out, size_t outsz)
@@ -323,7 +328,8 @@ static int cmd_help(struct moatctl *ctx, int argc, char **argv)
 }
 
 /* dispatch - run argv[0] from table t (group: the name of the enclosing group) */
-static int dispatch(struct moatctl *ctx, const struct moatctl_cmd *t, const char *group, int argc, char **argv)
+static int dispatch(struct moatctl *ctx, const struct moatctl_cmd *t, const char *group, int argc,
+                    char **argv)
 {
     if (argc < 1) {
         moatctl_error(MOATCTL_USER, "%s: missing subcommand", group);

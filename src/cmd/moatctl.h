@@ -44,6 +44,8 @@ struct moatctl_cmd {
 extern const struct moatctl_cmd moatctl_tracking_cmds[];
 int moatctl_cmd_import(struct moatctl *ctx, int argc, char **argv);
 int moatctl_cmd_export(struct moatctl *ctx, int argc, char **argv);
+/* moatctl_queue.c */
+extern const struct moatctl_cmd moatctl_queue_cmds[];
 
 /* moatctl_error - print "moatctl: <msg>" on stderr; returns code */
 int moatctl_error(int code, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

@@ -194,11 +194,11 @@ static int cmd_tracking_search(struct moatctl *ctx, int argc, char **argv)
     static const char syn[] = "[--since T] [--until T] [--rcpt A] [--sender A] [--action X] [--subject S]"
                               " [--id QID] [--tenant ID] [--limit N]";
     static const struct option opts[] = {
-        {"since", required_argument, NULL, 's'},   {"until", required_argument, NULL, 'u'},
-        {"rcpt", required_argument, NULL, 'r'},    {"sender", required_argument, NULL, 'f'},
-        {"action", required_argument, NULL, 'a'},  {"subject", required_argument, NULL, 'S'},
-        {"id", required_argument, NULL, 'i'},      {"tenant", required_argument, NULL, 't'},
-        {"limit", required_argument, NULL, 'l'},   {NULL, 0, NULL, 0},
+        {"since", required_argument, NULL, 's'},  {"until", required_argument, NULL, 'u'},
+        {"rcpt", required_argument, NULL, 'r'},   {"sender", required_argument, NULL, 'f'},
+        {"action", required_argument, NULL, 'a'}, {"subject", required_argument, NULL, 'S'},
+        {"id", required_argument, NULL, 'i'},     {"tenant", required_argument, NULL, 't'},
+        {"limit", required_argument, NULL, 'l'},  {NULL, 0, NULL, 0},
     };
     struct track_query q;
     memset(&q, 0, sizeof q);
@@ -272,7 +272,8 @@ static void print_event_human(json_t *e)
     print_field(json_string_value(json_object_get(e, "event")), "-");
     const char *key;
     json_t *v;
-    json_object_foreach(e, key, v) {
+    json_object_foreach(e, key, v)
+    {
         if (!strcmp(key, "time") || !strcmp(key, "ts") || !strcmp(key, "event") || !strcmp(key, "qid"))
             continue;
         printf("  %s=", key);
@@ -361,8 +362,8 @@ static int cmd_tracking_purge(struct moatctl *ctx, int argc, char **argv)
     if (ctx->json)
         printf("{\"purged\": %ld, \"before\": \"%s\"}\n", n, iso);
     else
-        printf("purged %ld message%s received before %s (tracking_retention %llus)\n", n, n == 1 ? "" : "s", iso,
-               (unsigned long long)ctx->cfg.tracking_retention);
+        printf("purged %ld message%s received before %s (tracking_retention %llus)\n", n, n == 1 ? "" : "s",
+               iso, (unsigned long long)ctx->cfg.tracking_retention);
     return MOATCTL_OK;
 }
 

@@ -1,1 +1,225 @@
-int main(void) { return 0; }
+/*
+ * moatd.c - the gateway daemon's main: parse arguments and configuration,
+ * open the store, spool and tracker, start the queue manager and the SMTP
+ * server, then wait for signals (SIGTERM/SIGINT: graceful stop; SIGHUP:
+ * reload tenant data and the routing snapshot). The tenant data version is
+ * also polled every second, so `moatctl import` takes effect without a
+ * signal. With --scan-worker it runs as a scan worker process instead.
+ *
+ *   moatd -c FILE [--check] [--version]
+ */
+#include "core/core.h"
+#include "queue/queue.h"
+#include "scan/scan.h"
+#include "smtp/smtp.h"
+#include "smtp/smtp_tls.h"
+#include "store/store.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <limits.h>
+#include <signal.h>
+#include <sys/resource.h>
+
+static volatile sig_atomic_t got_term, got_hup;
+
+static void on_signal(int sig)
+{
+    if (sig == SIGHUP)
+        got_hup = 1;
+    else
+        got_term = 1;
+}
+
+static void usage(void)
+{
+    fprintf(stderr, "usage: moatd -c FILE [--check]\n");
+}
+
+/* reload_domains - load a fresh routing snapshot into both consumers */
+static int reload_domains(struct store *st, struct smtp_server *srv, struct queue_mgr *qm)
+{
+    struct domain_map *m = store_domain_map_load(st);
+    if (!m) {
+        log_error("config reload failed: cannot load domains");
+        return -1;
+    }
+    smtp_server_set_domains(srv, m);
+    queue_mgr_set_domains(qm, m);
+    domain_map_unref(m);
+    return 0;
+}
+
+static void raise_nofile(void)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+        rl.rlim_cur = rl.rlim_max > 65536 ? 65536 : rl.rlim_max;
+        setrlimit(RLIMIT_NOFILE, &rl);
+    }
+}
+
+int main(int argc, char **argv)
+{
+    const char *config_path = NULL;
+    bool check = false, worker = false;
+    static const struct option opts[] = {
+        {"config", required_argument, NULL, 'c'}, {"check", no_argument, NULL, 'C'},
+        {"scan-worker", no_argument, NULL, 'W'},  {"version", no_argument, NULL, 'V'},
+        {"help", no_argument, NULL, 'h'},         {NULL, 0, NULL, 0},
+    };
+    int ch;
+    while ((ch = getopt_long(argc, argv, "c:h", opts, NULL)) != -1) {
+        switch (ch) {
+        case 'c':
+            config_path = optarg;
+            break;
+        case 'C':
+            check = true;
+            break;
+        case 'W':
+            worker = true;
+            break;
+        case 'V':
+            printf("moatd 0.1.0\n");
+            return 0;
+        default:
+            usage();
+            return 1;
+        }
+    }
+    if (!config_path || optind != argc) {
+        usage();
+        return 1;
+    }
+    struct moat_config cfg;
+    char err[1024];
+    if (config_load(config_path, &cfg, err, sizeof err) < 0) {
+        fprintf(stderr, "moatd: %s\n", err);
+        config_free(&cfg);
+        return 1;
+    }
+    if (check) {
+        printf("moatd: %s: configuration OK\n", config_path);
+        config_free(&cfg);
+        return 0;
+    }
+    log_init(worker ? "moatd-scan" : "moatd", strcmp(cfg.log_target, "syslog") == 0, LOG_LVL_INFO);
+    if (worker) {
+        int rc = scan_worker_main(3, &cfg);
+        config_free(&cfg);
+        return rc;
+    }
+
+    char exe[PATH_MAX];
+    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+    if (n <= 0) {
+        fprintf(stderr, "moatd: cannot find own executable\n");
+        return 2;
+    }
+    exe[n] = '\0';
+    char abs_config[PATH_MAX];
+    if (!realpath(config_path, abs_config))
+        core_strlcpy(abs_config, config_path, sizeof abs_config);
+
+    signal(SIGPIPE, SIG_IGN);
+    raise_nofile();
+    int rc = 2;
+    struct store *st = NULL;
+    struct tracker *tr = NULL;
+    struct spool *sp = NULL;
+    struct queue_mgr *qm = NULL;
+    struct smtp_server *srv = NULL;
+    SSL_CTX *server_ctx = NULL, *client_ctx = NULL;
+
+    if (store_open(&cfg, &st, err, sizeof err) < 0) {
+        log_error("cannot open store: %s", err);
+        goto out;
+    }
+    if (!(tr = tracker_start(&cfg, err, sizeof err))) {
+        log_error("cannot start tracking: %s", err);
+        goto out;
+    }
+    if (!(sp = spool_open(cfg.data_dir, 16, err, sizeof err))) {
+        log_error("cannot open spool: %s", err);
+        goto out;
+    }
+    if (!(server_ctx = smtp_tls_server_ctx(&cfg, err, sizeof err))) {
+        log_error("TLS unavailable: %s", err);
+        goto out;
+    }
+    client_ctx = smtp_tls_client_ctx();
+    qm = queue_mgr_new(&cfg, sp, tr, client_ctx);
+    struct smtp_server_deps deps = {
+        .cfg = &cfg, .config_path = abs_config, .exe = exe, .tls = server_ctx,
+        .spool = sp, .tracker = tr, .queue = qm,
+    };
+    if (!(srv = smtp_server_new(&deps, err, sizeof err))) {
+        log_error("%s", err);
+        goto out;
+    }
+    if (reload_domains(st, srv, qm) < 0)
+        goto out;
+    if (queue_mgr_start(qm) < 0) {
+        log_error("cannot start the queue manager");
+        goto out;
+    }
+
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_signal;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGHUP, &sa, NULL);
+
+    if (smtp_server_start(srv, err, sizeof err) < 0) {
+        log_error("%s", err);
+        goto stop;
+    }
+    log_info("moatd started hostname=%s data_dir=%s", cfg.hostname, cfg.data_dir);
+    int64_t version = store_config_version(st);
+    double last_purge = 0;
+    while (!got_term) {
+        usleep(200000);
+        if (got_hup) {
+            got_hup = 0;
+            log_info("reloading on SIGHUP");
+            reload_domains(st, srv, qm);
+            version = store_config_version(st);
+            continue;
+        }
+        int64_t v = store_config_version(st);
+        if (v != version) {
+            version = v;
+            log_info("tenant configuration changed version=%lld", (long long)v);
+            reload_domains(st, srv, qm);
+        }
+        double now = core_now();
+        if (now - last_purge > 3600) {
+            last_purge = now;
+            long purged = store_tracking_purge(st, now - (double)cfg.tracking_retention);
+            if (purged > 0)
+                log_info("tracking purged rows=%ld", purged);
+        }
+    }
+    log_info("stopping");
+    rc = 0;
+stop:
+    smtp_server_stop(srv);
+    queue_mgr_stop(qm);
+out:
+    smtp_server_free(srv);
+    queue_mgr_free(qm);
+    spool_close(sp);
+    if (tr)
+        tracker_stop(tr);
+    store_close(st);
+    if (server_ctx)
+        SSL_CTX_free(server_ctx);
+    if (client_ctx)
+        SSL_CTX_free(client_ctx);
+    log_info("stopped");
+    config_free(&cfg);
+    return rc;
+}

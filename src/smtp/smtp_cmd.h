@@ -99,12 +99,15 @@ struct smtp_cmd {
 enum smtp_cmd_err smtp_cmd_parse(const char *line, size_t len, struct smtp_cmd *out);
 
 /* smtp_parse_mail - the argument of MAIL ("FROM:<path> params").
- * allow_utf8_always: when false, non-ASCII in the path requires SMTPUTF8. */
+ * Non-ASCII in the path requires the SMTPUTF8 parameter on the same line.
+ * AUTH=<mailbox> (RFC 4954) is checked and ignored. On error the contents
+ * of out are unspecified. */
 enum smtp_cmd_err smtp_parse_mail(const char *arg, size_t len, struct smtp_mail_args *out);
 
 /* smtp_parse_rcpt - the argument of RCPT ("TO:<path> params"); smtputf8 says
  * whether the transaction's MAIL carried SMTPUTF8. "<>" is a syntax error;
- * "<postmaster>" (no domain) is accepted with an empty domain. */
+ * "<postmaster>" (no domain) is accepted with an empty domain. On error the
+ * contents of out are unspecified. */
 enum smtp_cmd_err smtp_parse_rcpt(const char *arg, size_t len, bool smtputf8, struct smtp_rcpt_args *out);
 
 /* smtp_parse_bdat - "SIZE [LAST]"; size bounded by max */

@@ -178,7 +178,10 @@ struct track_row {
 long store_tracking_search(struct store *st, const struct track_query *q, struct track_row **out);
 void store_tracking_rows_free(struct track_row *rows, long n);
 /* store_tracking_timeline - JSON array of every event of one message, in
- * time order (caller frees), or NULL when it does not exist in that scope */
+ * time order (caller frees), or NULL when it does not exist in that scope.
+ * Each event: {"time": ISO 8601 UTC, "ts": epoch, "event", "rcpt"?, ...};
+ * message-level events (no "rcpt") also carry "qid" and the "recipients"
+ * visible in that scope. */
 char *store_tracking_timeline(struct store *st, const char *company_id, const char *qid);
 /* store_tracking_purge - delete tracking older than before; count or -1 */
 long store_tracking_purge(struct store *st, double before);

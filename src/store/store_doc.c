@@ -30,15 +30,15 @@
 #include <jansson.h>
 #include <regex.h>
 
-#define STORE_LIST_MAX 5000       /* approved / blocked senders (PRODUCT.md §3) */
-#define STORE_MAX_TENANTS 100000  /* per document */
-#define STORE_MAX_DOMAINS 1000    /* per tenant */
-#define STORE_MAX_POLICIES 1000   /* per tenant */
-#define STORE_MAX_SERVERS 32      /* inbound servers per domain */
-#define STORE_MAX_SENDING 1000    /* outbound sending servers per domain */
+#define STORE_LIST_MAX 5000          /* approved / blocked senders (PRODUCT.md §3) */
+#define STORE_MAX_TENANTS 10000      /* per document */
+#define STORE_MAX_DOMAINS 1000       /* per tenant */
+#define STORE_MAX_POLICIES 1000      /* per tenant */
+#define STORE_MAX_SERVERS 32         /* inbound servers per domain */
+#define STORE_MAX_SENDING 1000       /* outbound sending servers per domain */
 #define STORE_MAX_RECIPIENTS 1000000 /* recipient list of one domain */
 #define STORE_MAX_HIGH_PROFILE 5000
-#define STORE_MAX_ITEMS 1000      /* criteria lists, keywords */
+#define STORE_MAX_ITEMS 1000 /* criteria lists, keywords */
 #define STORE_MAX_NOTIFY 32
 
 /* ---------------------------------------------------------------- validation context */
@@ -106,13 +106,32 @@ static int verr_at(struct vctx *v, const char *k, const char *fmt, ...)
     return -1;
 }
 
-/* quoted - the value escaped and truncated for an error message */
+/* quoted - the value in double quotes for an error message: control
+ * characters, quotes and backslashes escaped, cut after 60 bytes (at a
+ * character boundary) */
 static const char *quoted(const char *s, char *buf, size_t bufsz)
 {
-    char e[100];
-    size_t n = strlen(s);
-    log_escape(s, n > 60 ? 60 : n, e, sizeof e);
-    snprintf(buf, bufsz, "\"%s%s\"", e, n > 60 ? "..." : "");
+    size_t n = strlen(s), cut = n > 60 ? 60 : n, o = 0;
+    while (cut < n && cut > 0 && ((unsigned char)s[cut] & 0xC0) == 0x80)
+        cut--;
+    if (bufsz < 8)
+        return "\"\"";
+    buf[o++] = '"';
+    for (size_t i = 0; i < cut && bufsz - o > 8; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (c < 0x20 || c == 0x7F)
+            o += (size_t)snprintf(buf + o, bufsz - o, "\\x%02x", c);
+        else if (c == '"' || c == '\\')
+            o += (size_t)snprintf(buf + o, bufsz - o, "\\%c", c);
+        else
+            buf[o++] = (char)c;
+    }
+    if (cut < n && bufsz - o > 5) {
+        memcpy(buf + o, "...", 3);
+        o += 3;
+    }
+    buf[o++] = '"';
+    buf[o] = '\0';
     return buf;
 }
 
@@ -123,7 +142,8 @@ static int v_keys(struct vctx *v, json_t *o, const char *const *allowed)
     json_t *val;
     if (!json_is_object(o))
         return verr(v, "must be an object");
-    json_object_foreach(o, key, val) {
+    json_object_foreach(o, key, val)
+    {
         bool ok = false;
         for (size_t i = 0; allowed[i] && !ok; i++)
             ok = strcmp(allowed[i], key) == 0;
@@ -331,7 +351,7 @@ static int v_strings(struct vctx *v, json_t *o, const char *k, size_t min, size_
     size_t m = vpush_key(v, k);
     if (x && !json_is_array(x)) {
         json_decref(arr);
-        return verr(v, "must be a list of %ss", what);
+        return verr(v, "must be a list of strings (%s)", what);
     }
     size_t n = x ? json_array_size(x) : 0;
     if (n > max) {
@@ -526,8 +546,8 @@ static int v_address_member(struct vctx *v, json_t *o, const char *k, bool requi
         return verr_at(v, k, required ? "must be an e-mail address" : "must be an e-mail address or null");
     const char *why = store_syntax_address(json_string_value(x), a, sizeof a);
     if (why)
-        return verr_at(v, k, "%s is not a valid e-mail address: %s", quoted(json_string_value(x), q, sizeof q),
-                       why);
+        return verr_at(v, k, "%s is not a valid e-mail address: %s",
+                       quoted(json_string_value(x), q, sizeof q), why);
     json_object_set_new(out, k, json_string(a));
     if (val)
         *val = json_string_value(json_object_get(out, k));
@@ -561,8 +581,8 @@ static int v_server(struct vctx *v, json_t *x, json_t *out)
 
 static int v_domain(struct vctx *v, json_t *x, json_t *out)
 {
-    static const char *const keys[] = {"name", "verified", "inbound_servers", "tls", "recipients",
-                                       "outbound", "status", "verification_token", NULL};
+    static const char *const keys[] = {"name",     "verified", "inbound_servers",    "tls", "recipients",
+                                       "outbound", "status",   "verification_token", NULL};
     char name[STORE_DOMAIN_MAX + 1], q[128];
     if (v_keys(v, x, keys) < 0)
         return -1;
@@ -573,8 +593,8 @@ static int v_domain(struct vctx *v, json_t *x, json_t *out)
         return verr_at(v, "name", "must be a string (a domain name)");
     const char *why = store_syntax_domain(json_string_value(n), true, name, sizeof name);
     if (why)
-        return verr_at(v, "name", "%s is not a valid domain name: %s", quoted(json_string_value(n), q, sizeof q),
-                       why);
+        return verr_at(v, "name", "%s is not a valid domain name: %s",
+                       quoted(json_string_value(n), q, sizeof q), why);
     json_object_set_new(out, "name", json_string(name));
     if (v_bool(v, x, "verified", false, out, NULL) < 0)
         return -1;
@@ -599,9 +619,10 @@ static int v_domain(struct vctx *v, json_t *x, json_t *out)
             return -1;
         for (size_t j = 0; j < i; j++) {
             json_t *p = json_array_get(servers, j);
-            if (strcmp(json_string_value(json_object_get(p, "host")), json_string_value(json_object_get(s, "host"))) ==
-                    0 &&
-                json_integer_value(json_object_get(p, "port")) == json_integer_value(json_object_get(s, "port")))
+            if (strcmp(json_string_value(json_object_get(p, "host")),
+                       json_string_value(json_object_get(s, "host"))) == 0 &&
+                json_integer_value(json_object_get(p, "port")) ==
+                    json_integer_value(json_object_get(s, "port")))
                 return verr(v, "duplicate server (same as inbound_servers[%zu])", j);
         }
         vpop(v, mi);
@@ -622,7 +643,8 @@ static int v_domain(struct vctx *v, json_t *x, json_t *out)
             return verr(v, "too many entries (%zu; at most %d)", json_array_size(r), STORE_MAX_RECIPIENTS);
         vpop(v, m);
         json_t *rl;
-        if (v_strings(v, x, "recipients", 1, STORE_MAX_RECIPIENTS, store_syntax_address, "address", out, &rl) < 0)
+        if (v_strings(v, x, "recipients", 1, STORE_MAX_RECIPIENTS, store_syntax_address, "address", out,
+                      &rl) < 0)
             return -1;
         for (size_t i = 0; i < json_array_size(rl); i++) {
             const char *a = json_string_value(json_array_get(rl, i));
@@ -646,11 +668,12 @@ static int v_domain(struct vctx *v, json_t *x, json_t *out)
         bool en;
         json_t *ss;
         if (v_keys(v, ob, okeys) < 0 || v_bool(v, ob, "enabled", false, oo, &en) < 0 ||
-            v_strings(v, ob, "sending_servers", 0, STORE_MAX_SENDING, store_syntax_cidr, "IP address or CIDR", oo,
-                      &ss) < 0)
+            v_strings(v, ob, "sending_servers", 0, STORE_MAX_SENDING, store_syntax_cidr, "IP address or CIDR",
+                      oo, &ss) < 0)
             return -1;
         if (en && json_array_size(ss) == 0)
-            return verr_at(v, "sending_servers", "must list at least one IP address or CIDR when outbound is enabled");
+            return verr_at(v, "sending_servers",
+                           "must list at least one IP address or CIDR when outbound is enabled");
     }
     vpop(v, m);
     /* "status" and "verification_token" are read-only export fields: ignored */
@@ -659,15 +682,15 @@ static int v_domain(struct vctx *v, json_t *x, json_t *out)
 
 /* ---------------------------------------------------------------- policies */
 static const char *const DIRECTION_VALUES[] = {"inbound", "outbound", NULL};
-static const char *const INTERCEPT_VALUES[] = {"none", "delete", "deliver_now", "quarantine", "change_recipient",
-                                               NULL};
+static const char *const INTERCEPT_VALUES[] = {"none",       "delete",           "deliver_now",
+                                               "quarantine", "change_recipient", NULL};
 static const char *const SPAM_LEVELS[] = {"lowest", "low", "moderate", "high", "highest", NULL};
 static const char *const VIRUS_TYPES[] = {"cleanable", "mass_mailing", "non_mass_mailing", NULL};
 static const char *const BEC_VALUES[] = {"engine", "writing_style", "probable", NULL};
 static const char *const SCAN_EXCLUSIONS[] = {"archive_limits", "encrypted", "malformed", NULL};
-static const char *const ATTACHMENT_TYPES[] = {"executable", "script", "archive", "document", "office_macro",
-                                               "pdf", "image", "audio", "video", "html", "text", "disk_image",
-                                               NULL};
+static const char *const ATTACHMENT_TYPES[] = {
+    "executable", "script", "archive", "document", "office_macro", "pdf", "image",
+    "audio",      "video",  "html",    "text",     "disk_image",   NULL};
 static const char *const KEYWORD_WHERE[] = {"subject", "body", "headers", "attachments", NULL};
 static const char *const NOTIFY_SPECIAL[] = {"admin", "sender", "recipient", NULL};
 
@@ -683,14 +706,17 @@ static int v_who(struct vctx *v, json_t *o, const char *k, const char *def, json
     if (json_is_string(x)) {
         const char *s = json_string_value(x);
         if (strcmp(s, "organization") != 0 && strcmp(s, "any") != 0)
-            return verr_at(v, k, "must be \"organization\", \"any\" or a list of addresses and *@domain patterns");
+            return verr_at(v, k,
+                           "must be \"organization\", \"any\" or a list of addresses and *@domain patterns");
         json_object_set(out, k, x);
         return 0;
     }
     if (!json_is_array(x) || json_array_size(x) == 0)
-        return verr_at(v, k, "must be \"organization\", \"any\" or a non-empty list of addresses and *@domain "
-                             "patterns");
-    return v_strings(v, o, k, 1, STORE_LIST_MAX, store_syntax_address_pattern, "address or *@domain", out, NULL);
+        return verr_at(v, k,
+                       "must be \"organization\", \"any\" or a non-empty list of addresses and *@domain "
+                       "patterns");
+    return v_strings(v, o, k, 1, STORE_LIST_MAX, store_syntax_address_pattern, "address or *@domain", out,
+                     NULL);
 }
 
 static int v_virus(struct vctx *v, json_t *x, json_t *out)
@@ -746,18 +772,26 @@ static int v_keyword(struct vctx *v, json_t *x, json_t *out)
 
 static int v_content(struct vctx *v, json_t *x, json_t *out)
 {
-    static const char *const keys[] = {"attachment_extensions", "attachment_names",  "attachment_types",
-                                       "attachment_size_over",  "password_protected", "message_size_over",
-                                       "keywords",              "recipients_over",   NULL};
+    static const char *const keys[] = {"attachment_extensions",
+                                       "attachment_names",
+                                       "attachment_types",
+                                       "attachment_size_over",
+                                       "password_protected",
+                                       "message_size_over",
+                                       "keywords",
+                                       "recipients_over",
+                                       NULL};
     json_t *ext, *names;
     bool asz, pw, msz;
     if (v_keys(v, x, keys) < 0 ||
-        v_strings(v, x, "attachment_extensions", 0, STORE_MAX_ITEMS, norm_extension, "extension", out, &ext) < 0 ||
-        v_strings(v, x, "attachment_names", 0, STORE_MAX_ITEMS, norm_filename_pattern, "file name pattern", out,
-                  &names) < 0 ||
+        v_strings(v, x, "attachment_extensions", 0, STORE_MAX_ITEMS, norm_extension, "extension", out, &ext) <
+            0 ||
+        v_strings(v, x, "attachment_names", 0, STORE_MAX_ITEMS, norm_filename_pattern, "file name pattern",
+                  out, &names) < 0 ||
         v_enum_strings(v, x, "attachment_types", ATTACHMENT_TYPES, 0, json_array(), out) < 0 ||
         v_size(v, x, "attachment_size_over", out, &asz) < 0 ||
-        v_bool(v, x, "password_protected", false, out, &pw) < 0 || v_size(v, x, "message_size_over", out, &msz) < 0)
+        v_bool(v, x, "password_protected", false, out, &pw) < 0 ||
+        v_size(v, x, "message_size_over", out, &msz) < 0)
         return -1;
 
     json_t *kw = json_object_get(x, "keywords");
@@ -790,8 +824,9 @@ static int v_content(struct vctx *v, json_t *x, json_t *out)
                json_array_size(json_object_get(out, "attachment_types")) || asz || pw || msz ||
                json_array_size(kws) || !json_is_null(json_object_get(out, "recipients_over"));
     if (!any)
-        return verr(v, "has no condition (set attachment_extensions, attachment_names, attachment_types, "
-                       "attachment_size_over, password_protected, message_size_over, keywords or recipients_over)");
+        return verr(
+            v, "has no condition (set attachment_extensions, attachment_names, attachment_types, "
+               "attachment_size_over, password_protected, message_size_over, keywords or recipients_over)");
     return 0;
 }
 
@@ -864,14 +899,18 @@ static int v_notify(struct vctx *v, json_t *x, json_t *out)
 
 static int v_actions(struct vctx *v, json_t *x, json_t *out)
 {
-    static const char *const keys[] = {"intercept", "change_recipient", "clean",           "delete_attachments",
-                                       "x_header",  "stamp",            "tag_subject",     "tag_skip_signed",
-                                       "notify",    "bcc",              NULL};
+    static const char *const keys[] = {"intercept",   "change_recipient",
+                                       "clean",       "delete_attachments",
+                                       "x_header",    "stamp",
+                                       "tag_subject", "tag_skip_signed",
+                                       "notify",      "bcc",
+                                       NULL};
     const char *intercept, *cr;
     json_t *empty = json_object();
     if (!x || json_is_null(x))
         x = empty;
-    if (v_keys(v, x, keys) < 0 || v_enum(v, x, "intercept", INTERCEPT_VALUES, "none", false, out, &intercept) < 0 ||
+    if (v_keys(v, x, keys) < 0 ||
+        v_enum(v, x, "intercept", INTERCEPT_VALUES, "none", false, out, &intercept) < 0 ||
         v_address_member(v, x, "change_recipient", false, out, &cr) < 0)
         goto fail;
     if (strcmp(intercept, "change_recipient") == 0 && !cr) {
@@ -882,7 +921,8 @@ static int v_actions(struct vctx *v, json_t *x, json_t *out)
         verr_at(v, "change_recipient", "must be null unless intercept is change_recipient");
         goto fail;
     }
-    if (v_bool(v, x, "clean", false, out, NULL) < 0 || v_bool(v, x, "delete_attachments", false, out, NULL) < 0)
+    if (v_bool(v, x, "clean", false, out, NULL) < 0 ||
+        v_bool(v, x, "delete_attachments", false, out, NULL) < 0)
         goto fail;
 
     json_t *xh = json_object_get(x, "x_header");
@@ -894,7 +934,8 @@ static int v_actions(struct vctx *v, json_t *x, json_t *out)
         json_t *xo = json_object();
         json_object_set_new(out, "x_header", xo);
         size_t m = vpush_key(v, "x_header");
-        if (v_keys(v, xh, xkeys) < 0 || v_text(v, xh, "name", T_REQUIRED | T_NONEMPTY, 76, NULL, xo, &hn) < 0 ||
+        if (v_keys(v, xh, xkeys) < 0 ||
+            v_text(v, xh, "name", T_REQUIRED | T_NONEMPTY, 76, NULL, xo, &hn) < 0 ||
             v_text(v, xh, "value", T_REQUIRED, 900, NULL, xo, NULL) < 0)
             goto fail;
         for (const char *p = hn; *p; p++) {
@@ -963,17 +1004,10 @@ fail:
 
 static int v_policy(struct vctx *v, json_t *x, json_t *out)
 {
-    static const char *const keys[] = {"name",
-                                       "direction",
-                                       "enabled",
-                                       "notes",
-                                       "recipients",
-                                       "senders",
-                                       "exclude_recipients",
-                                       "exclude_senders",
-                                       "criteria",
-                                       "actions",
-                                       NULL};
+    static const char *const keys[] = {
+        "name",    "direction",          "enabled",         "notes",    "recipients",
+        "senders", "exclude_recipients", "exclude_senders", "criteria", "actions",
+        NULL};
     const char *dir;
     if (v_keys(v, x, keys) < 0 || v_text(v, x, "name", T_REQUIRED | T_NONEMPTY, 200, NULL, out, NULL) < 0 ||
         v_enum(v, x, "direction", DIRECTION_VALUES, NULL, false, out, &dir) < 0 ||
@@ -985,8 +1019,8 @@ static int v_policy(struct vctx *v, json_t *x, json_t *out)
         v_who(v, x, "senders", in ? "any" : "organization", out) < 0 ||
         v_strings(v, x, "exclude_recipients", 0, STORE_LIST_MAX, store_syntax_address_pattern,
                   "address or *@domain", out, NULL) < 0 ||
-        v_strings(v, x, "exclude_senders", 0, STORE_LIST_MAX, store_syntax_address_pattern, "address or *@domain",
-                  out, NULL) < 0)
+        v_strings(v, x, "exclude_senders", 0, STORE_LIST_MAX, store_syntax_address_pattern,
+                  "address or *@domain", out, NULL) < 0)
         return -1;
     json_t *c = json_object_get(x, "criteria");
     if (!c || json_is_null(c))
@@ -1061,7 +1095,8 @@ static int v_tenant(struct vctx *v, json_t *x, json_t *out)
     if (why)
         return verr_at(v, "company_id", "%s %s", quoted(json_string_value(c), q, sizeof q), why);
     json_object_set_new(out, "company_id", json_string(cid));
-    if (v_text(v, x, "name", 0, 200, "", out, NULL) < 0 || v_address_member(v, x, "admin_email", false, out, NULL) < 0 ||
+    if (v_text(v, x, "name", 0, 200, "", out, NULL) < 0 ||
+        v_address_member(v, x, "admin_email", false, out, NULL) < 0 ||
         v_objects(v, x, "domains", STORE_MAX_DOMAINS, v_domain, out) < 0)
         return -1;
 
@@ -1096,10 +1131,12 @@ static int v_tenant(struct vctx *v, json_t *x, json_t *out)
             }
         }
     }
-    if (v_strings(v, x, "approved_senders", 0, STORE_LIST_MAX, norm_sender_entry, "sender entry", out, NULL) < 0 ||
-        v_strings(v, x, "blocked_senders", 0, STORE_LIST_MAX, norm_sender_entry, "sender entry", out, NULL) < 0 ||
-        v_strings(v, x, "high_profile_domains", 0, STORE_MAX_HIGH_PROFILE, norm_domain_fqdn, "domain name", out,
-                  NULL) < 0 ||
+    if (v_strings(v, x, "approved_senders", 0, STORE_LIST_MAX, norm_sender_entry, "sender entry", out, NULL) <
+            0 ||
+        v_strings(v, x, "blocked_senders", 0, STORE_LIST_MAX, norm_sender_entry, "sender entry", out, NULL) <
+            0 ||
+        v_strings(v, x, "high_profile_domains", 0, STORE_MAX_HIGH_PROFILE, norm_domain_fqdn, "domain name",
+                  out, NULL) < 0 ||
         v_objects(v, x, "high_profile_users", STORE_MAX_HIGH_PROFILE, v_hp_user, out) < 0)
         return -1;
     return 0;
@@ -1196,21 +1233,36 @@ static json_t *doc_validate(struct vctx *v, json_t *root)
     json_t *tenants = json_incref(json_object_get(holder, "tenants"));
     json_decref(holder);
 
-    /* document-wide uniqueness: company IDs and domains */
+    /* document-wide uniqueness: company IDs and domains (sorted: n log n) */
     size_t n = json_array_size(tenants);
-    for (size_t i = 0; i < n; i++) {
-        json_t *ti = json_array_get(tenants, i);
-        const char *ci = json_string_value(json_object_get(ti, "company_id"));
-        for (size_t j = 0; j < i; j++) {
-            if (strcmp(ci, json_string_value(json_object_get(json_array_get(tenants, j), "company_id"))) == 0) {
-                vpush_key(v, "tenants");
-                vpush_index(v, i);
-                vpush_key(v, "company_id");
-                verr(v, "duplicate company_id %s (same as tenants[%zu])", ci, j);
-                json_decref(tenants);
-                return NULL;
+    if (n > 1) {
+        struct dup_item *items = xcalloc(n, sizeof *items);
+        for (size_t i = 0; i < n; i++) {
+            items[i].s = json_string_value(json_object_get(json_array_get(tenants, i), "company_id"));
+            items[i].idx = i;
+        }
+        qsort(items, n, sizeof *items, dup_cmp);
+        size_t bad = SIZE_MAX, first = 0;
+        for (size_t i = 1; i < n; i++) {
+            if (strcmp(items[i].s, items[i - 1].s) == 0 && items[i].idx < bad) {
+                size_t k = i - 1; /* the earliest of the equal run */
+                while (k > 0 && strcmp(items[k - 1].s, items[i].s) == 0)
+                    k--;
+                bad = items[i].idx;
+                first = items[k].idx;
             }
         }
+        if (bad != SIZE_MAX) {
+            vpush_key(v, "tenants");
+            vpush_index(v, bad);
+            vpush_key(v, "company_id");
+            verr(v, "duplicate company_id %s (same as tenants[%zu])",
+                 json_string_value(json_object_get(json_array_get(tenants, bad), "company_id")), first);
+            free(items);
+            json_decref(tenants);
+            return NULL;
+        }
+        free(items);
     }
     if (n > 1 && doc_cross_domains(v, tenants) < 0) {
         json_decref(tenants);
@@ -1220,8 +1272,10 @@ static json_t *doc_validate(struct vctx *v, json_t *root)
 }
 
 /* ---------------------------------------------------------------- SQL */
-static const char SQL_TENANT_GET[] = "SELECT id, company_id, name, admin_email FROM tenants WHERE company_id = ?";
-static const char SQL_TENANT_ALL[] = "SELECT id, company_id, name, admin_email FROM tenants ORDER BY company_id";
+static const char SQL_TENANT_GET[] =
+    "SELECT id, company_id, name, admin_email FROM tenants WHERE company_id = ?";
+static const char SQL_TENANT_ALL[] =
+    "SELECT id, company_id, name, admin_email FROM tenants ORDER BY company_id";
 static const char SQL_TENANT_INS[] =
     "INSERT INTO tenants(company_id, name, admin_email, created, updated) VALUES(?, ?, ?, ?, ?)";
 static const char SQL_TENANT_UPD[] =
@@ -1234,32 +1288,38 @@ static const char SQL_DOMAIN_DEL[] = "DELETE FROM domains WHERE id = ?";
 static const char SQL_DOMAIN_INS[] =
     "INSERT INTO domains(tenant_id, position, name, verified, verification_token, tls, outbound_enabled,"
     " has_recipients, doc, created) VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
-static const char SQL_DOMAIN_UPD[] = "UPDATE domains SET position = ?, verified = ?, tls = ?, outbound_enabled = ?,"
-                                     " has_recipients = ?, doc = ? WHERE id = ?";
+static const char SQL_DOMAIN_UPD[] =
+    "UPDATE domains SET position = ?, verified = ?, tls = ?, outbound_enabled = ?,"
+    " has_recipients = ?, doc = ? WHERE id = ?";
 static const char SQL_DSRV_DEL[] = "DELETE FROM domain_servers WHERE domain_id = ?";
 static const char SQL_DSRV_INS[] =
     "INSERT INTO domain_servers(domain_id, position, host, port, preference) VALUES(?, ?, ?, ?, ?)";
 static const char SQL_DRCPT_DEL[] = "DELETE FROM domain_recipients WHERE domain_id = ?";
 static const char SQL_DRCPT_INS[] = "INSERT INTO domain_recipients(domain_id, address) VALUES(?, ?)";
 static const char SQL_DSEND_DEL[] = "DELETE FROM domain_sending_servers WHERE domain_id = ?";
-static const char SQL_DSEND_INS[] = "INSERT INTO domain_sending_servers(domain_id, position, cidr) VALUES(?, ?, ?)";
+static const char SQL_DSEND_INS[] =
+    "INSERT INTO domain_sending_servers(domain_id, position, cidr) VALUES(?, ?, ?)";
 static const char SQL_POLICY_DEL[] = "DELETE FROM policies WHERE tenant_id = ?";
 static const char SQL_POLICY_INS[] =
     "INSERT INTO policies(tenant_id, position, name, direction, enabled, doc) VALUES(?, ?, ?, ?, ?, ?)";
 static const char SQL_POLICIES_OF[] = "SELECT doc FROM policies WHERE tenant_id = ? ORDER BY position";
 static const char SQL_LIST_DEL[] = "DELETE FROM sender_lists WHERE tenant_id = ?";
-static const char SQL_LIST_INS[] = "INSERT INTO sender_lists(tenant_id, list, position, entry) VALUES(?, ?, ?, ?)";
-static const char SQL_LIST_OF[] = "SELECT entry FROM sender_lists WHERE tenant_id = ? AND list = ? ORDER BY position";
+static const char SQL_LIST_INS[] =
+    "INSERT INTO sender_lists(tenant_id, list, position, entry) VALUES(?, ?, ?, ?)";
+static const char SQL_LIST_OF[] =
+    "SELECT entry FROM sender_lists WHERE tenant_id = ? AND list = ? ORDER BY position";
 static const char SQL_HPD_DEL[] = "DELETE FROM high_profile_domains WHERE tenant_id = ?";
-static const char SQL_HPD_INS[] = "INSERT INTO high_profile_domains(tenant_id, position, name) VALUES(?, ?, ?)";
-static const char SQL_HPD_OF[] = "SELECT name FROM high_profile_domains WHERE tenant_id = ? ORDER BY position";
+static const char SQL_HPD_INS[] =
+    "INSERT INTO high_profile_domains(tenant_id, position, name) VALUES(?, ?, ?)";
+static const char SQL_HPD_OF[] =
+    "SELECT name FROM high_profile_domains WHERE tenant_id = ? ORDER BY position";
 static const char SQL_HPU_DEL[] = "DELETE FROM high_profile_users WHERE tenant_id = ?";
 static const char SQL_HPU_INS[] =
     "INSERT INTO high_profile_users(tenant_id, position, name, address) VALUES(?, ?, ?, ?)";
 static const char SQL_HPU_OF[] =
     "SELECT name, address FROM high_profile_users WHERE tenant_id = ? ORDER BY position";
-static const char SQL_DOMAIN_SET_VERIFIED[] =
-    "UPDATE domains SET verified = ? WHERE name = ? AND tenant_id = (SELECT id FROM tenants WHERE company_id = ?)";
+static const char SQL_DOMAIN_SET_VERIFIED[] = "UPDATE domains SET verified = ? WHERE name = ? AND tenant_id "
+                                              "= (SELECT id FROM tenants WHERE company_id = ?)";
 
 /* ---------------------------------------------------------------- export */
 /* col_json - a stored JSON column parsed, or NULL (logged) */
@@ -1306,7 +1366,8 @@ static json_t *domain_export(sqlite3_stmt *s, bool readonly)
     json_t *out = json_object();
     const char *key;
     json_t *val;
-    json_object_foreach(doc, key, val) {
+    json_object_foreach(doc, key, val)
+    {
         json_object_set(out, key, val);
         if (strcmp(key, "name") == 0)
             json_object_set_new(out, "verified", json_boolean(verified));
@@ -1530,8 +1591,11 @@ static int check_claims(struct store *st, json_t *tenants, size_t ti, char *err,
         store_bind_text(s, 1, name);
         int rc;
         bool foreign = false;
+        const char *self = json_string_value(json_object_get(json_array_get(tenants, ti), "company_id"));
         while (!foreign && (rc = sqlite3_step(s)) == SQLITE_ROW) {
             const char *owner = (const char *)sqlite3_column_text(s, 0);
+            if (strcasecmp(owner, self) == 0)
+                continue;
             bool in_doc = false;
             for (size_t k = 0; k < json_array_size(tenants) && !in_doc; k++)
                 in_doc = strcasecmp(owner, json_string_value(json_object_get(json_array_get(tenants, k),
@@ -1544,7 +1608,8 @@ static int check_claims(struct store *st, json_t *tenants, size_t ti, char *err,
         }
         sqlite3_reset(s);
         if (foreign) {
-            snprintf(err, errsz, "tenants[%zu].domains[%zu].name: %s is already used by another tenant", ti, j, name);
+            snprintf(err, errsz, "tenants[%zu].domains[%zu].name: %s is already used by another tenant", ti,
+                     j, name);
             return 1;
         }
     }
@@ -1623,7 +1688,8 @@ static int tenant_remove_domains(struct store *st, const struct existing *e, jso
     for (size_t i = 0; i < e->nd; i++) {
         bool keep = false;
         for (size_t j = 0; j < json_array_size(doms) && !keep; j++)
-            keep = strcmp(e->d[i].name, json_string_value(json_object_get(json_array_get(doms, j), "name"))) == 0;
+            keep = strcmp(e->d[i].name,
+                          json_string_value(json_object_get(json_array_get(doms, j), "name"))) == 0;
         if (!keep && id_stmt(st, SQL_DOMAIN_DEL, e->d[i].id) < 0)
             return -1;
     }
@@ -1718,8 +1784,9 @@ static int tenant_write(struct store *st, struct existing *e, json_t *t, bool tr
             return -1;
         if (trust && verified != (old ? old->verified : false)) {
             char detail[400];
-            snprintf(detail, sizeof detail, "{\"domain\":\"%s\",\"verified\":%s,\"via\":\"import --trust-domains\"}",
-                     name, verified ? "true" : "false");
+            snprintf(detail, sizeof detail,
+                     "{\"domain\":\"%s\",\"verified\":%s,\"via\":\"import --trust-domains\"}", name,
+                     verified ? "true" : "false");
             if (store_audit(st, "moatctl", "domain.verified", cid, detail) < 0)
                 return -1;
         }
@@ -1797,7 +1864,8 @@ int store_import_json_report(struct store *st, const char *json, size_t len, boo
     json_error_t je;
     json_t *root = json_loadb(json, len, JSON_REJECT_DUPLICATES, &je);
     if (!root) {
-        snprintf(err, errsz, "invalid JSON at line %d column %d: %s", je.line, je.column, je.text);
+        snprintf(err, errsz, "invalid JSON at line %d column %d: %s", je.line, je.column,
+                 strstr(je.text, "JSON_ALLOW_NUL") ? "\\u0000 is not allowed in strings" : je.text);
         return 1;
     }
     struct vctx v = {.err = err, .errsz = errsz};
@@ -1829,7 +1897,8 @@ int store_import_json_report(struct store *st, const char *json, size_t len, boo
         json_t *doms = json_object_get(t, "domains");
         for (size_t j = 0; j < json_array_size(doms); j++) {
             json_t *d = json_array_get(doms, j);
-            const struct existing_domain *od = existing_find(&ex[i], json_string_value(json_object_get(d, "name")));
+            const struct existing_domain *od =
+                existing_find(&ex[i], json_string_value(json_object_get(d, "name")));
             if (!trust_domains)
                 json_object_set_new(d, "verified", json_boolean(od ? od->verified : false));
         }
@@ -1870,7 +1939,8 @@ out:
     return ret;
 }
 
-int store_import_json(struct store *st, const char *json, size_t len, bool trust_domains, char *err, size_t errsz)
+int store_import_json(struct store *st, const char *json, size_t len, bool trust_domains, char *err,
+                      size_t errsz)
 {
     return store_import_json_report(st, json, len, trust_domains, NULL, err, errsz);
 }

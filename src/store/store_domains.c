@@ -31,8 +31,10 @@ static const char SQL_MAP_DOMAINS[] =
     " ORDER BY d.name, d.verified DESC, d.id";
 static const char SQL_MAP_SERVERS[] =
     "SELECT host, port, preference FROM domain_servers WHERE domain_id = ? ORDER BY position";
-static const char SQL_MAP_RCPTS[] = "SELECT address FROM domain_recipients WHERE domain_id = ? ORDER BY address";
-static const char SQL_MAP_SENDING[] = "SELECT cidr FROM domain_sending_servers WHERE domain_id = ? ORDER BY position";
+static const char SQL_MAP_RCPTS[] =
+    "SELECT address FROM domain_recipients WHERE domain_id = ? ORDER BY address";
+static const char SQL_MAP_SENDING[] =
+    "SELECT cidr FROM domain_sending_servers WHERE domain_id = ? ORDER BY position";
 
 static void entry_free(struct domain_entry *d)
 {

@@ -17,6 +17,7 @@
 #include "store/store_int.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <sys/random.h>
 #include <sys/stat.h>
 #include <sys/types.h>
@@ -281,8 +282,8 @@ void store_iso_time(double t, char *out, size_t outsz)
         snprintf(out, outsz, "invalid");
         return;
     }
-    snprintf(out, outsz, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900, tm.tm_mon + 1,
-             tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, ms);
+    snprintf(out, outsz, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday,
+             tm.tm_hour, tm.tm_min, tm.tm_sec, ms);
 }
 
 static const char SQL_VERSION[] = "SELECT value FROM meta WHERE key = 'config_version'";
@@ -432,10 +433,16 @@ int store_open(const struct moat_config *cfg, struct store **out, char *err, siz
     }
     struct store *st = xcalloc(1, sizeof *st);
     st->path = xstrdup(path);
-    mode_t old = umask(077);
-    int rc = sqlite3_open_v2(path, &st->db,
-                             SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL);
-    umask(old);
+    /* create the file 0600 ourselves (umask is process-wide, not ours to
+     * change in a threaded daemon); SQLite gives -wal/-shm the same mode */
+    int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+    if (fd < 0) {
+        snprintf(err, errsz, "%s: %s", path, strerror(errno));
+        goto fail;
+    }
+    close(fd);
+    int rc = sqlite3_open_v2(path, &st->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
+                             NULL);
     if (rc != SQLITE_OK) {
         snprintf(err, errsz, "%s: %s", path, st->db ? sqlite3_errmsg(st->db) : "cannot open");
         goto fail;

@@ -357,7 +357,7 @@ const char *store_syntax_host(const char *in, char *out, size_t outsz)
     }
     const char *why = store_syntax_domain(in, false, out, outsz);
     if (why && strcmp(why, "top-level label must not be all digits") == 0)
-        return "not a valid IP address or host name";
+        return "not a valid IP address";
     return why;
 }
 

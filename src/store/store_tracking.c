@@ -73,9 +73,9 @@ static char *dup_or_null(const char *s)
 
 static void trec_free(struct trec *r)
 {
-    char **strs[] = {&r->qid,     &r->direction, &r->client_ip, &r->helo,   &r->tls,    &r->sender,
-                     &r->message_id, &r->subject, &r->header_from, &r->action, &r->reason, &r->rcpt,
-                     &r->status,  &r->server,    &r->reply,     &r->event,  &r->detail};
+    char **strs[] = {&r->qid,        &r->direction, &r->client_ip,   &r->helo,   &r->tls,    &r->sender,
+                     &r->message_id, &r->subject,   &r->header_from, &r->action, &r->reason, &r->rcpt,
+                     &r->status,     &r->server,    &r->reply,       &r->event,  &r->detail};
     for (size_t i = 0; i < sizeof strs / sizeof strs[0]; i++)
         free(*strs[i]);
     for (size_t i = 0; i < r->nrcpts; i++) {
@@ -95,12 +95,14 @@ static const char SQL_TM_UPSERT[] =
     " client_ip = excluded.client_ip, helo = excluded.helo, tls = excluded.tls, sender = excluded.sender,"
     " size = excluded.size, message_id = excluded.message_id, subject = excluded.subject,"
     " header_from = excluded.header_from, action = excluded.action, reason = excluded.reason RETURNING id";
-static const char SQL_TM_STUB[] = "INSERT INTO track_messages(qid, time) VALUES(?, ?)"
-                                  " ON CONFLICT(qid) DO UPDATE SET time = MIN(time, excluded.time) RETURNING id";
+static const char SQL_TM_STUB[] =
+    "INSERT INTO track_messages(qid, time) VALUES(?, ?)"
+    " ON CONFLICT(qid) DO UPDATE SET time = MIN(time, excluded.time) RETURNING id";
 static const char SQL_TM_ID[] = "SELECT id FROM track_messages WHERE qid = ?";
-static const char SQL_TR_ADD[] = "INSERT INTO track_recipients(message, rcpt, company_id, time) VALUES(?, ?, ?, ?)"
-                                 " ON CONFLICT(message, rcpt) DO UPDATE SET"
-                                 " company_id = COALESCE(excluded.company_id, company_id)";
+static const char SQL_TR_ADD[] =
+    "INSERT INTO track_recipients(message, rcpt, company_id, time) VALUES(?, ?, ?, ?)"
+    " ON CONFLICT(message, rcpt) DO UPDATE SET"
+    " company_id = COALESCE(excluded.company_id, company_id)";
 static const char SQL_TR_UPSERT[] =
     "INSERT INTO track_recipients(message, rcpt, company_id, status, time, server, tls, reply)"
     " VALUES(?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT(message, rcpt) DO UPDATE SET status = excluded.status,"
@@ -109,8 +111,9 @@ static const char SQL_TR_UPSERT[] =
 static const char SQL_TR_COMPANY[] = "SELECT company_id FROM track_recipients WHERE message = ? AND rcpt = ?";
 static const char SQL_TE_ADD[] =
     "INSERT INTO track_events(message, time, rcpt, company_id, event, detail) VALUES(?, ?, ?, ?, ?, ?)";
-static const char SQL_DOMAIN_OWNER[] = "SELECT t.company_id FROM domains d JOIN tenants t ON t.id = d.tenant_id"
-                                       " WHERE d.name = ? ORDER BY d.verified DESC LIMIT 1";
+static const char SQL_DOMAIN_OWNER[] =
+    "SELECT t.company_id FROM domains d JOIN tenants t ON t.id = d.tenant_id"
+    " WHERE d.name = ? ORDER BY d.verified DESC LIMIT 1";
 
 /* id_query - run a statement returning one id row (qid bound at 1) */
 static int64_t id_query(struct store *st, sqlite3_stmt *s)
@@ -173,17 +176,22 @@ static char *utf8_clean(const char *s)
     size_t i = 0;
     while (i < n) {
         unsigned char c = (unsigned char)s[i];
-        size_t k = c < 0x80 ? 1 : (c & 0xE0) == 0xC0 ? 2 : (c & 0xF0) == 0xE0 ? 3 : (c & 0xF8) == 0xF0 ? 4 : 0;
+        size_t k = c < 0x80             ? 1
+                   : (c & 0xE0) == 0xC0 ? 2
+                   : (c & 0xF0) == 0xE0 ? 3
+                   : (c & 0xF8) == 0xF0 ? 4
+                                        : 0;
         bool ok = k > 0 && i + k <= n;
         for (size_t j = 1; ok && j < k; j++)
             ok = ((unsigned char)s[i + j] & 0xC0) == 0x80;
         if (ok && k == 2 && c < 0xC2)
             ok = false;
-        if (ok && k == 3 && ((c == 0xE0 && (unsigned char)s[i + 1] < 0xA0) ||
-                             (c == 0xED && (unsigned char)s[i + 1] >= 0xA0)))
+        if (ok && k == 3 &&
+            ((c == 0xE0 && (unsigned char)s[i + 1] < 0xA0) || (c == 0xED && (unsigned char)s[i + 1] >= 0xA0)))
             ok = false; /* overlong or surrogate */
-        if (ok && k == 4 && ((c == 0xF0 && (unsigned char)s[i + 1] < 0x90) ||
-                             (c == 0xF4 && (unsigned char)s[i + 1] >= 0x90) || c > 0xF4))
+        if (ok && k == 4 &&
+            ((c == 0xF0 && (unsigned char)s[i + 1] < 0x90) ||
+             (c == 0xF4 && (unsigned char)s[i + 1] >= 0x90) || c > 0xF4))
             ok = false;
         if (ok) {
             memcpy(o + i, s + i, k);
@@ -409,16 +417,15 @@ static void *tracker_main(void *arg)
                 if (pthread_cond_timedwait(&t->wake, &t->mu, &dl) == ETIMEDOUT)
                     break;
         }
-        struct trec *batch = t->head, *last = NULL, *p = t->head;
-        size_t n = 0;
-        while (p && n < TRACKER_BATCH) {
-            last = p;
-            p = p->next;
+        struct trec *batch = t->head, *last = batch; /* head is not NULL here */
+        size_t n = 1;
+        while (last->next && n < TRACKER_BATCH) {
+            last = last->next;
             n++;
         }
+        t->head = last->next;
         last->next = NULL;
-        t->head = p;
-        if (!p)
+        if (!t->head)
             t->tail = NULL;
         t->queued -= n;
         pthread_mutex_unlock(&t->mu);
@@ -653,7 +660,8 @@ long store_tracking_search(struct store *st, const struct track_query *q, struct
     if (q->rcpt)
         buf_append_str(&sql, strchr(q->rcpt, '*') ? " AND r.rcpt LIKE ? ESCAPE '\\'" : " AND r.rcpt = ?");
     if (q->sender)
-        buf_append_str(&sql, strchr(q->sender, '*') ? " AND m.sender LIKE ? ESCAPE '\\'" : " AND m.sender = ?");
+        buf_append_str(&sql,
+                       strchr(q->sender, '*') ? " AND m.sender LIKE ? ESCAPE '\\'" : " AND m.sender = ?");
     if (q->action)
         buf_append_str(&sql, " AND (m.action = ? COLLATE NOCASE OR r.status = ? COLLATE NOCASE)");
     if (q->subject)
@@ -743,8 +751,8 @@ void store_tracking_rows_free(struct track_row *rows, long n)
 {
     for (long i = 0; i < n; i++) {
         struct track_row *r = &rows[i];
-        char *strs[] = {r->sender, r->rcpt,       r->action, r->status, r->subject, r->client_ip,
-                        r->server, r->reply,      r->tls,    r->message_id, r->reason};
+        char *strs[] = {r->sender, r->rcpt,  r->action, r->status,     r->subject, r->client_ip,
+                        r->server, r->reply, r->tls,    r->message_id, r->reason};
         for (size_t k = 0; k < sizeof strs / sizeof strs[0]; k++)
             free(strs[k]);
     }
@@ -752,13 +760,15 @@ void store_tracking_rows_free(struct track_row *rows, long n)
 }
 
 /* ---------------------------------------------------------------- timeline */
-static const char SQL_TL_RCPTS_ALL[] = "SELECT rcpt, status FROM track_recipients WHERE message = ? ORDER BY id";
+static const char SQL_TL_RCPTS_ALL[] =
+    "SELECT rcpt, status FROM track_recipients WHERE message = ? ORDER BY id";
 static const char SQL_TL_RCPTS_TENANT[] =
     "SELECT rcpt, status FROM track_recipients WHERE message = ? AND company_id = ? ORDER BY id";
 static const char SQL_TL_EVENTS_ALL[] =
     "SELECT time, rcpt, event, detail FROM track_events WHERE message = ? ORDER BY time, id";
-static const char SQL_TL_EVENTS_TENANT[] = "SELECT time, rcpt, event, detail FROM track_events WHERE message = ?"
-                                           " AND (rcpt IS NULL OR company_id = ?) ORDER BY time, id";
+static const char SQL_TL_EVENTS_TENANT[] =
+    "SELECT time, rcpt, event, detail FROM track_events WHERE message = ?"
+    " AND (rcpt IS NULL OR company_id = ?) ORDER BY time, id";
 
 char *store_tracking_timeline(struct store *st, const char *company_id, const char *qid)
 {

@@ -1,0 +1,100 @@
+/*
+ * scan.h - the scan stage: a pool of pre-forked scan worker processes that
+ * analyse each message before the 250, and the typed IPC they speak.
+ *
+ *   scan_ipc_*     frame encoder/decoder (pure; the IPC is input too: short,
+ *                  oversize, trailing or unknown data is rejected)
+ *   scan_headers_* the header parser run inside the worker (pure)
+ *   scan_pool_*    main-process side: spawn workers, dispatch with a
+ *                  deadline, replace crashed or hung ones
+ *   scan_worker_main  the worker process's loop (`moatd --scan-worker`)
+ */
+#ifndef MOAT_SCAN_H
+#define MOAT_SCAN_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <event2/event.h>
+
+#include "core/core.h"
+
+#define SCAN_IPC_VERSION 1
+#define SCAN_IPC_FRAME_MAX 65536
+#define SCAN_PATH_MAX 1024
+#define SCAN_TEXT_MAX 1000
+
+enum scan_verdict { SCAN_ACCEPT = 0, SCAN_REJECT = 1, SCAN_TEMPFAIL = 2 };
+
+struct scan_request {
+    uint64_t id;
+    char path[SCAN_PATH_MAX];   /* spool file (read-only for the worker) */
+    uint64_t data_len;          /* message bytes from offset 0 */
+    char qid[CORE_QID_LEN + 1];
+};
+
+struct scan_result {
+    uint64_t id;
+    uint32_t verdict;           /* enum scan_verdict */
+    char reply[SCAN_TEXT_MAX];  /* SMTP reply for REJECT/TEMPFAIL, "" otherwise */
+    char summary[SCAN_TEXT_MAX];/* value of the X-Moat-Scan header */
+    char message_id[SCAN_TEXT_MAX];
+    char subject[SCAN_TEXT_MAX];
+    char from[SCAN_TEXT_MAX];
+    uint32_t header_count;
+    uint32_t flags;             /* SCAN_FLAG_* */
+};
+
+#define SCAN_FLAG_MALFORMED 1u  /* header block broken or over limits */
+
+/* encode: -1 if a string is over its limit; else the frame length */
+long scan_ipc_encode_request(const struct scan_request *r, unsigned char *out, size_t outsz);
+long scan_ipc_encode_result(const struct scan_result *r, unsigned char *out, size_t outsz);
+/* scan_ipc_frame_len - from the first 4 bytes: the whole frame's length, or
+ * -1 if it is shorter than a header or over SCAN_IPC_FRAME_MAX */
+long scan_ipc_frame_len(const unsigned char *p, size_t len);
+/* decode a complete frame; 0 or -1 (malformed, wrong type/version, unknown
+ * or duplicate field, missing field, trailing bytes) */
+int scan_ipc_decode_request(const unsigned char *p, size_t len, struct scan_request *r);
+int scan_ipc_decode_result(const unsigned char *p, size_t len, struct scan_result *r);
+
+/* ---------------------------------------------------------------- headers */
+#define SCAN_HEADER_MAX_COUNT 1000
+#define SCAN_HEADER_MAX_LINE 65536  /* one (unfolded) header field */
+#define SCAN_HEADER_MAX_BLOCK (1024 * 1024)
+
+/* scan_headers_parse - parse the RFC 5322 header block at the start of msg,
+ * filling message_id, subject, from (raw values, unfolded, control chars
+ * dropped), header_count and SCAN_FLAG_MALFORMED when the block is broken
+ * (no blank line, over the limits, a line that is not a field). Our own
+ * Received header, which precedes the client's data, is counted too. */
+void scan_headers_parse(const char *msg, size_t len, struct scan_result *r);
+
+/* ---------------------------------------------------------------- pool */
+struct scan_pool;
+typedef void (*scan_done_fn)(void *arg, const struct scan_result *res);
+
+struct scan_pool_opts {
+    const char *exe;           /* path of the moatd binary to exec with --scan-worker */
+    const char *config_path;   /* passed on to the worker */
+    unsigned workers;
+    unsigned timeout;          /* seconds */
+    size_t max_backlog;        /* queued requests beyond which submit fails */
+};
+
+struct scan_pool *scan_pool_new(struct event_base *base, const struct scan_pool_opts *o);
+/* scan_pool_submit - 0, or -1 when the backlog is full (caller answers 451
+ * 4.3.2). done is called exactly once on the pool's loop, never inside
+ * submit; a crashed or timed-out worker gives SCAN_TEMPFAIL. Returns a
+ * ticket for scan_pool_cancel. */
+int scan_pool_submit(struct scan_pool *p, const struct scan_request *req, scan_done_fn done, void *arg,
+                     uint64_t *ticket);
+/* scan_pool_cancel - the requester went away: done will not be called */
+void scan_pool_cancel(struct scan_pool *p, uint64_t ticket);
+void scan_pool_free(struct scan_pool *p);
+
+/* scan_worker_main - the worker loop on fd (never returns on success) */
+int scan_worker_main(int fd, const struct moat_config *cfg);
+
+#endif
