@@ -176,6 +176,7 @@ static void print_rows_json(const struct track_row *rows, long n)
         put_str(o, "server", r->server);
         put_str(o, "reply", r->reply);
         put_str(o, "tls", r->tls);
+        put_str(o, "delivery_tls", r->delivery_tls);
         put_str(o, "message_id", r->message_id);
         put_str(o, "reason", r->reason);
         json_object_set_new(o, "size", json_integer((json_int_t)(r->size > INT64_MAX ? INT64_MAX : r->size)));

@@ -170,6 +170,7 @@ struct track_row {
     double time;
     char *sender, *rcpt, *action, *status, *subject, *client_ip, *server, *reply, *tls, *message_id;
     char *reason;
+    char *delivery_tls;      /* TLS of the last delivery attempt to rcpt */
     uint64_t size;
 };
 

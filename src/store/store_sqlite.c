@@ -433,14 +433,18 @@ int store_open(const struct moat_config *cfg, struct store **out, char *err, siz
     }
     struct store *st = xcalloc(1, sizeof *st);
     st->path = xstrdup(path);
-    /* create the file 0600 ourselves (umask is process-wide, not ours to
-     * change in a threaded daemon); SQLite gives -wal/-shm the same mode */
-    int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
-    if (fd < 0) {
+    /* Create the file 0600 ourselves (umask is process-wide, not ours to
+     * change in a threaded daemon; SQLite gives -wal/-shm the same mode).
+     * O_EXCL: never open and close an existing database file outside SQLite -
+     * close() drops every POSIX lock this process holds on it, and another
+     * process could then checkpoint and delete the WAL under our feet. */
+    int fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
+    if (fd >= 0)
+        close(fd);
+    else if (errno != EEXIST) {
         snprintf(err, errsz, "%s: %s", path, strerror(errno));
         goto fail;
     }
-    close(fd);
     int rc = sqlite3_open_v2(path, &st->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
                              NULL);
     if (rc != SQLITE_OK) {

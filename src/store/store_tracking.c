@@ -648,8 +648,9 @@ long store_tracking_search(struct store *st, const struct track_query *q, struct
     sqlite3_stmt *s = NULL;
     *out = NULL;
     buf_init(&sql, 4096);
-    buf_append_str(&sql, "SELECT m.qid, m.time, m.sender, r.rcpt, m.action, r.status, m.subject, m.client_ip,"
-                         " r.server, r.reply, m.tls, m.message_id, m.reason, m.size FROM track_messages m");
+    buf_append_str(&sql,
+                   "SELECT m.qid, m.time, m.sender, r.rcpt, m.action, r.status, m.subject, m.client_ip,"
+                   " r.server, r.reply, m.tls, m.message_id, m.reason, m.size, r.tls FROM track_messages m");
     buf_append_str(&sql, q->company_id ? " JOIN track_recipients r ON r.message = m.id AND r.company_id = ?"
                                        : " LEFT JOIN track_recipients r ON r.message = m.id");
     buf_append_str(&sql, " WHERE 1");
@@ -727,6 +728,7 @@ long store_tracking_search(struct store *st, const struct track_query *q, struct
         r->message_id = store_col_dup(s, 11);
         r->reason = store_col_dup(s, 12);
         r->size = (uint64_t)sqlite3_column_int64(s, 13);
+        r->delivery_tls = store_col_dup(s, 14);
     }
     if (rc != SQLITE_DONE) {
         store_log_error(st, "tracking search");
@@ -752,7 +754,7 @@ void store_tracking_rows_free(struct track_row *rows, long n)
     for (long i = 0; i < n; i++) {
         struct track_row *r = &rows[i];
         char *strs[] = {r->sender, r->rcpt,  r->action, r->status,     r->subject, r->client_ip,
-                        r->server, r->reply, r->tls,    r->message_id, r->reason};
+                        r->server, r->reply, r->tls,    r->message_id, r->reason,  r->delivery_tls};
         for (size_t k = 0; k < sizeof strs / sizeof strs[0]; k++)
             free(strs[k]);
     }

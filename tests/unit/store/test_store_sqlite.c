@@ -2,6 +2,7 @@
  * migrations on a fresh database, re-opening, refusing a newer schema,
  * the PostgreSQL placeholder. */
 #include <sys/stat.h>
+#include <sys/wait.h>
 
 #include "store_test.h"
 
@@ -110,14 +111,75 @@ static void test_backend_choice(void **state)
     assert_non_null(strstr(err, "data_dir /proc/self/nonexistent/x"));
 }
 
-int main(void)
+/* count_tenants - open the database, count tenants, close; -1 on error */
+static int count_tenants(const char *path)
 {
+    sqlite3 *db;
+    sqlite3_stmt *s;
+    int n = -1;
+    if (sqlite3_open(path, &db) == SQLITE_OK &&
+        sqlite3_prepare_v2(db, "SELECT COUNT(*) FROM tenants", -1, &s, NULL) == SQLITE_OK) {
+        if (sqlite3_step(s) == SQLITE_ROW)
+            n = sqlite3_column_int(s, 0);
+        sqlite3_finalize(s);
+    }
+    sqlite3_close(db);
+    return n;
+}
+
+/* child_count - count_tenants in a fresh process (this program re-executed:
+ * a forked child would share SQLite's in-process lock bookkeeping). Being
+ * the last connection to close, it would checkpoint and delete the WAL if
+ * this process had lost its locks. */
+static long child_count(const char *path)
+{
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        execl("/proc/self/exe", "unit_store_sqlite", "--count-tenants", path, (char *)NULL);
+        _exit(254);
+    }
+    int status;
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    assert_true(WIFEXITED(status));
+    return WEXITSTATUS(status);
+}
+
+/* A second store_open in the same process (the tracker's) must not drop the
+ * first connection's locks: otherwise another process closing the database
+ * deletes the WAL and later commits become invisible to everyone else. */
+static void test_second_open_keeps_wal(void **state)
+{
+    struct tenv *e = *state;
+    char path[256], wal[300], err[256];
+    struct stat sb;
+    snprintf(path, sizeof path, "%s/var/moat.db", e->dir);
+    snprintf(wal, sizeof wal, "%s-wal", path);
+    import_ok(e->st, TEST_DOC, false);
+    struct store *st2;
+    assert_int_equal(store_open(&e->cfg, &st2, err, sizeof err), 0);
+    assert_int_equal(child_count(path), 1);
+    assert_int_equal(stat(wal, &sb), 0);
+    import_ok(st2, BETA_DOC, false);
+    assert_int_equal(child_count(path), 2);
+    const char *third = "{\"tenants\": [{\"company_id\": \"gamma\"}]}";
+    import_ok(e->st, third, false);
+    assert_int_equal(child_count(path), 3);
+    assert_int_equal(stat(wal, &sb), 0);
+    store_close(st2);
+}
+
+int main(int argc, char **argv)
+{
+    if (argc == 3 && strcmp(argv[1], "--count-tenants") == 0)
+        return count_tenants(argv[2]) & 0xff;
     log_init("test", false, LOG_LVL_ERROR);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_fresh_db_migrations, tenv_setup, tenv_teardown),
         cmocka_unit_test_setup_teardown(test_reopen_is_noop, tenv_setup, tenv_teardown),
         cmocka_unit_test_setup_teardown(test_newer_schema_refused, tenv_setup, tenv_teardown),
         cmocka_unit_test_setup_teardown(test_backend_choice, tenv_setup, tenv_teardown),
+        cmocka_unit_test_setup_teardown(test_second_open_keeps_wal, tenv_setup, tenv_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

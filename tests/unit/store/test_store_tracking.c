@@ -67,8 +67,14 @@ static void fixture(struct tenv *e)
     track_msg(t, "Q1", now_ - 7200, "alice@ext.test", "Invoice 42", "accepted", NULL, r1, c1, 2);
     track_rcpt(t, "Q1", now_ - 7199, "a@acme.test", "queued", NULL, NULL);
     track_rcpt(t, "Q1", now_ - 7198, "b@beta.test", "queued", NULL, NULL);
-    track_rcpt(t, "Q1", now_ - 7190, "a@acme.test", "delivered", "mx.acme.test:25 [192.0.2.1]",
-               "250 2.0.0 ok");
+    struct track_recipient dl = {.qid = "Q1",
+                                 .time = now_ - 7190,
+                                 .rcpt = "a@acme.test",
+                                 .status = "delivered",
+                                 .server = "mx.acme.test:25 [192.0.2.1]",
+                                 .tls = "TLSv1.2 ECDHE-RSA-AES128-GCM-SHA256",
+                                 .reply = "250 2.0.0 ok"};
+    tracker_recipient(t, &dl);
     track_rcpt(t, "Q1", now_ - 7189, "b@beta.test", "delivered", "127.0.0.1:10025 [127.0.0.1]",
                "250 beta ok");
     struct track_event ev = {.qid = "Q1",
@@ -120,6 +126,8 @@ static void test_search_filters(void **state)
     assert_string_equal(rows[2].subject, "Invoice 42");
     assert_string_equal(rows[2].message_id, "<id@ext.test>");
     assert_string_equal(rows[2].tls, "TLSv1.3 TLS_AES_256_GCM_SHA384");
+    assert_string_equal(rows[2].delivery_tls, "TLSv1.2 ECDHE-RSA-AES128-GCM-SHA256");
+    assert_null(rows[1].delivery_tls);
     assert_int_equal(rows[2].size, 1234);
     assert_true(rows[2].time > now_ - 7201 && rows[2].time < now_ - 7199);
     assert_string_equal(rows[3].rcpt, "b@beta.test");
