@@ -21,6 +21,8 @@
 #include <signal.h>
 #include <sys/resource.h>
 
+#include <event2/thread.h>
+
 static volatile sig_atomic_t got_term, got_hup;
 
 static void on_signal(int sig)
@@ -122,6 +124,12 @@ int main(int argc, char **argv)
     if (!realpath(config_path, abs_config))
         core_strlcpy(abs_config, config_path, sizeof abs_config);
 
+    /* before any event_base exists: the loops are woken from other threads
+     * (queue submissions, commit completions), which needs libevent's locks */
+    if (evthread_use_pthreads() < 0) {
+        fprintf(stderr, "moatd: libevent threading unavailable\n");
+        return 2;
+    }
     signal(SIGPIPE, SIG_IGN);
     raise_nofile();
     int rc = 2;
@@ -185,6 +193,8 @@ int main(int argc, char **argv)
         if (got_hup) {
             got_hup = 0;
             log_info("reloading on SIGHUP");
+            if (config_reload(&cfg, abs_config, err, sizeof err) < 0)
+                log_error("config reload failed, keeping the running configuration: %s", err);
             reload_domains(st, srv, qm);
             version = store_config_version(st);
             continue;

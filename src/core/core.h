@@ -89,7 +89,7 @@ bool core_qid_valid(const char *s);
 struct rate_limit {
     uint32_t count;  /* messages allowed per window; 0 = unlimited */
     uint32_t window; /* seconds */
-};
+} __attribute__((aligned(8)));
 
 struct moat_config {
     char *hostname;
@@ -131,6 +131,10 @@ void config_defaults(struct moat_config *cfg);
 int config_load(const char *path, struct moat_config *cfg, char *err, size_t errsz);
 /* config_set - set one key from its text value; NULL or a reason */
 const char *config_set(struct moat_config *cfg, const char *key, const char *value);
+/* config_reload - re-read path; apply every key that can change while
+ * running to live (numbers: limits, timeouts, retry schedule); log keys that
+ * need a restart. On error -1 with err naming file:line, live unchanged. */
+int config_reload(struct moat_config *live, const char *path, char *err, size_t errsz);
 void config_free(struct moat_config *cfg);
 /* config_dump - print every key = value (for --check -v and the docs) */
 void config_dump(const struct moat_config *cfg, void (*emit)(const char *key, const char *value, const char *doc, void *arg), void *arg);

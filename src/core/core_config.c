@@ -237,6 +237,46 @@ fail:
     return -1;
 }
 
+/* needs_restart - keys whose new value takes effect only at the next start:
+ * strings (shared by pointer across threads), listener and sizing keys */
+static bool needs_restart(const struct config_entry *e)
+{
+    static const char *const fixed[] = {"smtp_threads", "scan_workers", "smtp_max_connections", "scan_memory_limit"};
+    if (e->type == CT_STRING)
+        return true;
+    for (size_t i = 0; i < sizeof fixed / sizeof fixed[0]; i++)
+        if (strcmp(e->name, fixed[i]) == 0)
+            return true;
+    return false;
+}
+
+int config_reload(struct moat_config *live, const char *path, char *err, size_t errsz)
+{
+    struct moat_config fresh;
+    if (config_load(path, &fresh, err, errsz) < 0) {
+        config_free(&fresh);
+        return -1;
+    }
+    for (size_t i = 0; i < CONFIG_N; i++) {
+        const struct config_entry *e = &config_table[i];
+        char *dst = (char *)live + e->offset;
+        const char *src = (const char *)&fresh + e->offset;
+        if (needs_restart(e)) {
+            bool changed = e->type == CT_STRING
+                               ? strcmp(*(char *const *)(const void *)dst, *(char *const *)(const void *)src) != 0
+                               : *(const uint64_t *)(const void *)dst != *(const uint64_t *)(const void *)src;
+            if (changed)
+                log_warn("config reload key=%s changed but takes effect only after a restart", e->name);
+            continue;
+        }
+        /* one aligned 64-bit store per key (a rate is two u32 in 8 aligned
+         * bytes): readers on other threads see the old or the new value */
+        __atomic_store_n((uint64_t *)(void *)dst, *(const uint64_t *)(const void *)src, __ATOMIC_RELAXED);
+    }
+    config_free(&fresh);
+    return 0;
+}
+
 void config_free(struct moat_config *cfg)
 {
     for (size_t i = 0; i < CONFIG_N; i++) {

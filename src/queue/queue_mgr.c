@@ -50,6 +50,7 @@ struct rcpt_info {
     char remote[300];
     double last_attempt;
     bool reported;        /* included in a DSN already */
+    bool persisted;       /* its final state is in the status file */
 };
 
 struct qentry {
@@ -291,7 +292,6 @@ static double backoff(const struct moat_config *cfg, unsigned attempts)
 /* attempt_finished - every group of this attempt reported */
 static void attempt_finished(struct queue_mgr *qm, struct qentry *e)
 {
-    char line[64];
     e->in_flight = false;
     qm->in_flight--;
     if (e->fd >= 0) {
@@ -299,8 +299,6 @@ static void attempt_finished(struct queue_mgr *qm, struct qentry *e)
         e->fd = -1;
     }
     e->attempts++;
-    snprintf(line, sizeof line, "attempt %u\n", e->attempts);
-    spool_status_append(qm->sp, e->env->qid, line);
     size_t pending = 0;
     bool *bounce = xcalloc(e->env->nrcpts, sizeof *bounce);
     bool any_bounce = false;
@@ -326,8 +324,6 @@ static void attempt_finished(struct queue_mgr *qm, struct qentry *e)
             bounce[i] = true;
             any_bounce = true;
             track_rcpt(qm, e, i, "expired", NULL, NULL, e->r[i].last_reply);
-            snprintf(line, sizeof line, "done %zu\n", i);
-            spool_status_append(qm->sp, e->env->qid, line);
         }
     }
     if (any_bounce)
@@ -349,6 +345,20 @@ static void attempt_finished(struct queue_mgr *qm, struct qentry *e)
         entry_remove(qm, e);
         return;
     }
+    /* the message stays queued: record progress so a restart neither
+     * repeats finished recipients nor forgets the attempt count (a message
+     * finished in one attempt never needs a status file) */
+    struct buf st;
+    buf_init(&st, 64 * (e->env->nrcpts + 1));
+    for (size_t i = 0; i < e->env->nrcpts; i++) {
+        if (e->r[i].state != R_PENDING && !e->r[i].persisted) {
+            buf_printf(&st, "done %zu\n", i);
+            e->r[i].persisted = true;
+        }
+    }
+    buf_printf(&st, "attempt %u\n", e->attempts);
+    spool_status_append(qm->sp, e->env->qid, buf_cstr(&st));
+    buf_free(&st);
     e->next_attempt = now + backoff(qm->cfg, e->attempts);
     log_info("queue deferred qid=%s pending=%zu attempts=%u next_in=%.0fs", e->env->qid, pending, e->attempts,
              e->next_attempt - now);
@@ -359,7 +369,6 @@ static void group_done(void *arg, const struct deliver_outcome *out)
     struct group_ctx *g = arg;
     struct qentry *e = g->e;
     struct queue_mgr *qm = e->qm;
-    char line[64];
     for (size_t k = 0; k < g->n && k < out->nrcpts; k++) {
         size_t i = g->idx[k];
         const struct deliver_rcpt_result *rr = &out->rcpt[k];
@@ -374,15 +383,11 @@ static void group_done(void *arg, const struct deliver_outcome *out)
         case DELIVER_OK:
             ri->state = R_DELIVERED;
             track_rcpt(qm, e, i, "delivered", out->server, out->tls, ri->last_reply);
-            snprintf(line, sizeof line, "done %zu\n", i);
-            spool_status_append(qm->sp, e->env->qid, line);
             break;
         case DELIVER_PERM:
             ri->state = R_BOUNCED;
             core_strlcpy(ri->status, rr->enhanced[0] ? rr->enhanced : "5.0.0", sizeof ri->status);
             track_rcpt(qm, e, i, "bounced", out->server, out->tls, ri->last_reply);
-            snprintf(line, sizeof line, "done %zu\n", i);
-            spool_status_append(qm->sp, e->env->qid, line);
             break;
         default:
             track_rcpt(qm, e, i, "deferred", out->server, out->tls, ri->last_reply);

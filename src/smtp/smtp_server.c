@@ -16,7 +16,6 @@
 #include <netinet/in.h>
 #include <sys/socket.h>
 
-#include <event2/thread.h>
 
 struct ip_count {
     char ip[INET6_ADDRSTRLEN];
@@ -124,14 +123,7 @@ static void on_accept_error(struct evconnlistener *l, void *arg)
 
 struct smtp_server *smtp_server_new(const struct smtp_server_deps *deps, char *err, size_t errsz)
 {
-    static bool threads_init;
-    if (!threads_init) {
-        if (evthread_use_pthreads() < 0) {
-            snprintf(err, errsz, "libevent threads unavailable");
-            return NULL;
-        }
-        threads_init = true;
-    }
+    /* the caller has called evthread_use_pthreads() before creating any base */
     struct smtp_server *srv = xcalloc(1, sizeof *srv);
     srv->d = *deps;
     srv->cfg = deps->cfg;

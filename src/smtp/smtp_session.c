@@ -450,13 +450,13 @@ static bool message_begin(struct smtp_session *s)
     rfc5322_date(date, sizeof date);
     struct buf b;
     buf_init(&b, 4096);
-    buf_printf(&b, "Received: from %s (%s [%s])\r\n\tby %s (Moat) with %s%s id %s\r\n", s->helo, s->helo, s->ip,
+    buf_printf(&b, "Received: from %s (%s [%s])\r\n\tby %s (Moat) with %s%s id %s", s->helo, s->helo, s->ip,
                s->cfg->hostname, proto, s->tls ? "S" : "", s->qid);
     if (s->tls)
-        buf_printf(&b, "\t(using %s)\r\n", s->tls_desc);
+        buf_printf(&b, "\r\n\t(using %s)", s->tls_desc);
     if (s->nrcpts == 1)
-        buf_printf(&b, "\tfor <%s>", s->rcpts[0]);
-    buf_printf(&b, "; %s\r\n", date);
+        buf_printf(&b, "\r\n\tfor <%s>", s->rcpts[0]);
+    buf_printf(&b, ";\r\n\t%s\r\n", date);
     int rc = spool_incoming_write(s->in, b.ptr, b.len);
     buf_free(&b);
     if (rc < 0) {
@@ -601,7 +601,6 @@ static void commit_done(void *arg, bool ok)
     struct queue_envelope *env = s->env;
     s->env = NULL;
     if (ok) {
-        queue_mgr_submit(s->srv->d.queue, env);
         struct track_message m;
         memset(&m, 0, sizeof m);
         m.qid = env->qid;
@@ -620,6 +619,8 @@ static void commit_done(void *arg, bool ok)
         m.rcpt_company = (const char *const *)s->rcpt_company;
         m.nrcpts = env->nrcpts;
         tracker_message(s->srv->d.tracker, &m);
+        /* after tracking, so the message row exists before any delivery result */
+        queue_mgr_submit(s->srv->d.queue, env);
         log_info("smtp accepted session=%s qid=%s client=%s size=%llu nrcpt=%zu", s->id, env->qid, s->ip,
                  (unsigned long long)env->data_len, env->nrcpts);
         reply(s, "250 2.0.0 Ok: queued as %s", env->qid);
