@@ -140,12 +140,39 @@ static void test_config(void **state)
     }
 }
 
+static void test_config_reload(void **state)
+{
+    (void)state;
+    struct moat_config cfg;
+    char err[512] = "";
+    char *p = write_conf("hostname = a.test\nmessage_size_limit = 1M\n");
+    assert_int_equal(config_load(p, &cfg, err, sizeof err), 0);
+    FILE *f = fopen(p, "w");
+    fputs("hostname = b.test\nmessage_size_limit = 2M\nlimit_in_ip = 7/1h\n", f);
+    fclose(f);
+    assert_int_equal(config_reload(&cfg, p, err, sizeof err), 0);
+    assert_int_equal(cfg.message_size_limit, 2 * 1024 * 1024);
+    assert_int_equal(cfg.limit_in_ip.count, 7);
+    assert_int_equal(cfg.limit_in_ip.window, 3600);
+    assert_string_equal(cfg.hostname, "a.test"); /* needs a restart */
+    f = fopen(p, "w");
+    fputs("message_size_limit = 3M\nbroken\n", f);
+    fclose(f);
+    assert_int_equal(config_reload(&cfg, p, err, sizeof err), -1);
+    assert_non_null(strstr(err, ":2:"));
+    assert_int_equal(cfg.message_size_limit, 2 * 1024 * 1024); /* unchanged */
+    config_free(&cfg);
+    unlink(p);
+    free(p);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_buf_max),     cmocka_unit_test(test_parse_numbers),
         cmocka_unit_test(test_hostport),    cmocka_unit_test(test_qid),
         cmocka_unit_test(test_log_escape),  cmocka_unit_test(test_config),
+        cmocka_unit_test(test_config_reload),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

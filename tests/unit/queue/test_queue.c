@@ -89,7 +89,22 @@ static void test_commit_roundtrip(void **state)
         assert_int_equal(truncate(path, st.st_size - cut), 0);
         assert_int_equal(spool_read_envelope(path, &r, err, sizeof err), -1);
     }
+    struct stat before;
+    assert_int_equal(stat(path, &before), 0);
     assert_int_equal(spool_remove(sp, env.qid), 0);
+    assert_int_equal(access(path, F_OK), -1);
+    /* the next message reuses the parked inode instead of allocating one */
+    struct queue_envelope env2 = env;
+    core_qid_new(env2.qid);
+    assert_int_equal(spool_commit_sync(sp, msg, strlen(msg), &env2), 0);
+    char path2[1200];
+    snprintf(path2, sizeof path2, "%s/%s", spool_queue_dir(sp), env2.qid);
+    struct stat after;
+    assert_int_equal(stat(path2, &after), 0);
+    assert_int_equal(after.st_ino, before.st_ino);
+    assert_int_equal(spool_read_envelope(path2, &r, err, sizeof err), 0);
+    assert_int_equal(r.data_len, strlen(msg));
+    queue_envelope_free(&r);
     spool_close(sp);
 }
 
