@@ -35,7 +35,13 @@ static void on_signal(int sig)
 
 static void usage(void)
 {
-    fprintf(stderr, "usage: moatd -c FILE [--check]\n");
+    fprintf(stderr, "usage: moatd -c FILE [--check] | moatd --print-config [-c FILE]\n");
+}
+
+static void emit_row(const char *key, const char *value, const char *doc, void *arg)
+{
+    (void)arg;
+    printf("| `%s` | `%s` | %s |\n", key, value, doc);
 }
 
 /* reload_domains - load a fresh routing snapshot into both consumers */
@@ -64,11 +70,12 @@ static void raise_nofile(void)
 int main(int argc, char **argv)
 {
     const char *config_path = NULL;
-    bool check = false, worker = false;
+    bool check = false, worker = false, print = false;
     static const struct option opts[] = {
         {"config", required_argument, NULL, 'c'}, {"check", no_argument, NULL, 'C'},
         {"scan-worker", no_argument, NULL, 'W'},  {"version", no_argument, NULL, 'V'},
-        {"help", no_argument, NULL, 'h'},         {NULL, 0, NULL, 0},
+        {"help", no_argument, NULL, 'h'},         {"print-config", no_argument, NULL, 'P'},
+        {NULL, 0, NULL, 0},
     };
     int ch;
     while ((ch = getopt_long(argc, argv, "c:h", opts, NULL)) != -1) {
@@ -85,17 +92,32 @@ int main(int argc, char **argv)
         case 'V':
             printf("moatd 0.1.0\n");
             return 0;
+        case 'P':
+            print = true;
+            break;
         default:
             usage();
             return 1;
         }
     }
+    struct moat_config cfg;
+    char err[1024];
+    if (print && optind == argc) {
+        /* every key with its (or the file's) value: the configuration reference */
+        if (config_path ? config_load(config_path, &cfg, err, sizeof err) < 0 : (config_defaults(&cfg), 0)) {
+            fprintf(stderr, "moatd: %s\n", err);
+            config_free(&cfg);
+            return 1;
+        }
+        printf("| key | value | meaning |\n|---|---|---|\n");
+        config_dump(&cfg, emit_row, NULL);
+        config_free(&cfg);
+        return 0;
+    }
     if (!config_path || optind != argc) {
         usage();
         return 1;
     }
-    struct moat_config cfg;
-    char err[1024];
     if (config_load(config_path, &cfg, err, sizeof err) < 0) {
         fprintf(stderr, "moatd: %s\n", err);
         config_free(&cfg);
