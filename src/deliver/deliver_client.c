@@ -478,9 +478,16 @@ static void conn_fail(struct conn *cn, bool polite, int code, const char *enh, c
         attempt_finish(a);
         return;
     }
-    for (size_t i = 0; i < a->nrcpts; i++)
+    bool open = false;
+    for (size_t i = 0; i < a->nrcpts; i++) {
         a->accepted[i] = false;
+        open |= !a->decided[i];
+    }
     a->naccepted = 0;
+    if (!open) {
+        attempt_finish(a); /* every recipient already has its answer */
+        return;
+    }
     if (reused && !a->restarted) {
         /* a stale cached connection: start over with fresh ones */
         a->restarted = true;
@@ -577,7 +584,13 @@ static int reply_line(struct conn *cn, const char *line, size_t len)
     bool last;
     const char *text;
     size_t tl;
-    if (cn->state == CS_IDLE || cn->state == CS_CONNECTING) {
+    if (cn->state == CS_CONNECTING) {
+        /* data proves the connection is up: libevent may run the read
+         * callback before it reports BEV_EVENT_CONNECTED when the greeting
+         * arrives in the same poll round as the connect completion */
+        cn->state = CS_GREETING;
+    }
+    if (cn->state == CS_IDLE) {
         conn_destroy(cn); /* the server talks out of turn (e.g. 421 timeout) */
         return -1;
     }
@@ -698,6 +711,7 @@ static void conn_event_cb(struct bufferevent *bev, short what, void *arg)
     char reason[300];
     (void)bev;
     if (what & BEV_EVENT_CONNECTED) {
+        /* (a CONNECTED that comes after the greeting was read is ignored) */
         if (cn->state == CS_CONNECTING) {
             cn->state = CS_GREETING; /* connect_timeout keeps running until the greeting */
         } else if (cn->state == CS_TLS) {
@@ -780,22 +794,25 @@ static int conn_open(struct attempt *a, const struct sockaddr_storage *ss, sockl
         conn_destroy(cn);
         return -1;
     }
-    bufferevent_setcb(cn->bev, conn_read_cb, conn_write_cb, conn_event_cb, cn);
-    bufferevent_enable(cn->bev, EV_READ | EV_WRITE);
-    a->conn = cn;
-    core_strlcpy(a->server, cn->server, sizeof a->server);
-    a->tlsdesc[0] = '\0';
-    conn_arm(cn, c->cfg->connect_timeout);
+    /* Callbacks are installed only after the connect call: when libevent
+     * cannot even create the socket it reports the error synchronously to
+     * the event callback and then returns -1; later failures arrive
+     * deferred, by which time the callbacks are set. */
     if (bufferevent_socket_connect(cn->bev, (const struct sockaddr *)ss, (int)sslen) < 0) {
         char reason[300];
         int err = EVUTIL_SOCKET_ERROR();
         textf(reason, sizeof reason, "connect to %s failed: %s", cn->server,
               evutil_socket_error_to_string(err));
         set_last(a, 0, "4.4.1", reason);
-        a->conn = NULL;
         conn_destroy(cn);
         return -1;
     }
+    bufferevent_setcb(cn->bev, conn_read_cb, conn_write_cb, conn_event_cb, cn);
+    bufferevent_enable(cn->bev, EV_READ | EV_WRITE);
+    a->conn = cn;
+    core_strlcpy(a->server, cn->server, sizeof a->server);
+    a->tlsdesc[0] = '\0';
+    conn_arm(cn, c->cfg->connect_timeout);
     return 0;
 }
 

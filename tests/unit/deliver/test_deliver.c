@@ -16,6 +16,7 @@
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <pthread.h>
 #include <signal.h>
 #include <sys/socket.h>
 
@@ -245,6 +246,82 @@ static uint16_t dead_port(void)
     getsockname(fd, (struct sockaddr *)&sin, &sl);
     close(fd);
     return ntohs(sin.sin_port);
+}
+
+/* ================================================================ threaded fake server */
+
+/* A blocking one-connection SMTP server in its own thread that greets the
+ * moment it accepts: with the client's loop paused, the greeting and the
+ * connect completion reach the client in the same poll round. */
+struct tsrv {
+    int lfd;
+    uint16_t port;
+    pthread_t thread;
+    struct buf log;
+};
+
+static void *tsrv_main(void *arg)
+{
+    struct tsrv *t = arg;
+    int fd = accept(t->lfd, NULL, NULL);
+    if (fd < 0)
+        return NULL;
+    ssize_t w = write(fd, "220 fast.test ESMTP\r\n", 21);
+    char in[4096], line[1024];
+    size_t ll = 0;
+    bool data = false;
+    for (;;) {
+        ssize_t n = read(fd, in, sizeof in);
+        if (n <= 0)
+            break;
+        for (ssize_t i = 0; i < n; i++) {
+            if (ll < sizeof line - 1)
+                line[ll++] = in[i];
+            if (in[i] != '\n')
+                continue;
+            line[ll] = '\0';
+            buf_append(&t->log, line, ll);
+            const char *r = NULL;
+            if (data) {
+                if (strcmp(line, ".\r\n") == 0) {
+                    data = false;
+                    r = "250 2.0.0 Ok\r\n";
+                }
+            } else if (strncmp(line, "DATA", 4) == 0) {
+                data = true;
+                r = "354 go\r\n";
+            } else if (strncmp(line, "QUIT", 4) == 0) {
+                w = write(fd, "221 bye\r\n", 9);
+                close(fd);
+                (void)w;
+                return NULL;
+            } else {
+                r = "250 ok\r\n";
+            }
+            if (r)
+                w = write(fd, r, strlen(r));
+            ll = 0;
+        }
+    }
+    (void)w;
+    close(fd);
+    return NULL;
+}
+
+static void tsrv_start(struct tsrv *t)
+{
+    struct sockaddr_in sin;
+    socklen_t sl = sizeof sin;
+    buf_init(&t->log, 1 << 20);
+    t->lfd = socket(AF_INET, SOCK_STREAM, 0);
+    memset(&sin, 0, sizeof sin);
+    sin.sin_family = AF_INET;
+    sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    assert_int_equal(bind(t->lfd, (struct sockaddr *)&sin, sizeof sin), 0);
+    assert_int_equal(listen(t->lfd, 4), 0);
+    getsockname(t->lfd, (struct sockaddr *)&sin, &sl);
+    t->port = ntohs(sin.sin_port);
+    assert_int_equal(pthread_create(&t->thread, NULL, tsrv_main, t), 0);
 }
 
 /* ================================================================ fake DNS server */
@@ -1210,6 +1287,21 @@ static void test_starttls(void **state)
     expect_log(&broken, "EHLO client.test\r\nSTARTTLS\r\n"
                         "EHLO client.test\r\nMAIL FROM:<s@a.test>\r\nRCPT TO:<a@b.test>\r\nDATA\r\n"
                         "Subject: tls\r\n\r\n..secret\r\n.\r\nQUIT\r\n");
+    /* response injection: data pipelined behind the 220 to STARTTLS */
+    static const struct rule rinj[] = {{"STARTTLS", "220 go ahead\r\n250 injected\r\n"}, {NULL, NULL}};
+    struct fsrv inj = {
+        .greeting = "220 inj.test ESMTP\r\n", .ehlo = "250-inj.test\r\n250 STARTTLS\r\n", .rules = rinj};
+    fsrv_start(&inj, base);
+    struct domain_server si[1] = {srv(inj.port, 0)};
+    req.route.servers = si;
+    struct result r8 = {0};
+    submit(c, &req, &r8);
+    run(NULL, NULL);
+    assert_int_equal(r8.rcpt[0].status, DELIVER_TEMP);
+    assert_string_equal(r8.rcpt[0].reply, "unexpected data after the reply to STARTTLS");
+    expect_log(&inj, "EHLO client.test\r\nSTARTTLS\r\n");
+    fsrv_stop(&inj);
+
     /* STARTTLS refused (454): opportunistic carries on in clear */
     static const struct rule r454[] = {{"STARTTLS", "454 4.7.0 TLS not available\r\n"}, {NULL, NULL}};
     struct fsrv no_tls = {
@@ -1394,6 +1486,45 @@ static void test_mx_lookup(void **state)
     fdns_stop(&dns);
 }
 
+static void test_greeting_before_connected_event(void **state)
+{
+    (void)state;
+    struct tsrv t;
+    tsrv_start(&t);
+    struct deliver_client *c = deliver_client_new(base, &cfg, NULL);
+    off_t off;
+    int fd = spool("m\r\n", 3, &off);
+    struct domain_server servers[1] = {srv(t.port, 0)};
+    const char *rcpts[] = {"a@b.test"};
+    struct deliver_request req = {.qid = "Q17",
+                                  .fd = fd,
+                                  .offset = off,
+                                  .length = 3,
+                                  .sender = "s@a.test",
+                                  .rcpts = rcpts,
+                                  .nrcpts = 1,
+                                  .route = {.servers = servers, .nservers = 1}};
+    struct result r = {0};
+    submit(c, &req, &r);
+    event_base_loop(base, EVLOOP_NONBLOCK); /* starts the attempt: connect() */
+    usleep(200 * 1000);                     /* the server accepts and greets meanwhile */
+    run(NULL, NULL);
+    assert_int_equal(r.rcpt[0].status, DELIVER_OK);
+    close(fd);
+    deliver_client_free(c);
+    /* libevent closes a freed bufferevent's socket in a finalizer that runs
+     * on the loop: once it has, the server thread sees EOF and ends */
+    event_base_loop(base, EVLOOP_NONBLOCK);
+    pthread_join(t.thread, NULL);
+    /* QUIT may or may not have left before the free: compare up to the dot */
+    static const char want[] = "EHLO client.test\r\nMAIL FROM:<s@a.test>\r\nRCPT TO:<a@b.test>\r\n"
+                               "DATA\r\nm\r\n.\r\n";
+    assert_true(t.log.len >= sizeof want - 1);
+    assert_memory_equal(t.log.ptr, want, sizeof want - 1);
+    close(t.lfd);
+    buf_free(&t.log);
+}
+
 static void test_submit_invalid_and_shutdown(void **state)
 {
     (void)state;
@@ -1474,6 +1605,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_starttls, setup, teardown),
         cmocka_unit_test_setup_teardown(test_smtputf8_and_limits, setup, teardown),
         cmocka_unit_test_setup_teardown(test_mx_lookup, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_greeting_before_connected_event, setup, teardown),
         cmocka_unit_test_setup_teardown(test_submit_invalid_and_shutdown, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
