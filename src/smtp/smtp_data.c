@@ -40,11 +40,39 @@ static void mid_byte(struct smtp_data *d, char c, char *out, size_t *o)
     d->state = ST_MID;
 }
 
+/* plain_span - length of the run at in[i..len) free of CR and LF, using
+ * memchr; *next_cr caches the next CR of this call (NULL: none left) so a
+ * message with bare LFs but no CR is still scanned in linear time */
+static size_t plain_span(const char *in, size_t i, size_t len, const char **next_cr, bool *cr_known)
+{
+    if (!*cr_known || (*next_cr && *next_cr < in + i)) {
+        *next_cr = memchr(in + i, '\r', len - i);
+        *cr_known = true;
+    }
+    size_t end = *next_cr ? (size_t)(*next_cr - in) : len;
+    const char *lf = memchr(in + i, '\n', end - i);
+    return (lf ? (size_t)(lf - in) : end) - i;
+}
+
 size_t smtp_data_feed(struct smtp_data *d, const char *in, size_t len, char *out, size_t *outlen)
 {
     size_t i, o = 0;
+    const char *next_cr = NULL;
+    bool cr_known = false;
     for (i = 0; i < len && !d->done; i++) {
         char c = in[i];
+        if (d->state == ST_MID && c != '\r' && c != '\n') {
+            /* fast path: copy the rest of the line in one go */
+            size_t n = plain_span(in, i, len, &next_cr, &cr_known);
+            memcpy(out + o, in + i, n);
+            o += n;
+            uint64_t ll = (uint64_t)d->line_len + n;
+            if (ll > SMTP_DATA_LINE_MAX)
+                d->flags |= SMTP_DATA_LONG_LINE;
+            d->line_len = ll > UINT32_MAX ? UINT32_MAX : (uint32_t)ll;
+            i += n - 1;
+            continue;
+        }
         switch (d->state) {
         case ST_LINE_START:
             if (d->dot_mode && c == '.')

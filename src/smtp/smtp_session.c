@@ -106,6 +106,13 @@ static void write_drained(struct bufferevent *bev, void *arg)
     session_free(s);
 }
 
+static void closing_event(struct bufferevent *bev, short what, void *arg)
+{
+    (void)bev;
+    (void)what;
+    session_free(arg);
+}
+
 static void free_later(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd;
@@ -127,15 +134,20 @@ static void session_close(struct smtp_session *s, const char *last)
     }
     bufferevent_disable(s->bev, EV_READ);
     if (s->env) {
-        /* a commit is in flight: free when it completes */
+        /* a commit is in flight: commit_done frees; no callback until then */
         s->dead = true;
+        bufferevent_setcb(s->bev, NULL, NULL, NULL, NULL);
         return;
     }
     if (evbuffer_get_length(bufferevent_get_output(s->bev)) == 0) {
+        /* nothing left to send: no callback may run before free_later */
+        bufferevent_setcb(s->bev, NULL, NULL, NULL, NULL);
+        bufferevent_disable(s->bev, EV_READ | EV_WRITE);
         struct timeval zero = {0, 0};
         event_base_once(s->loop->base, -1, EV_TIMEOUT, free_later, s, &zero);
     } else {
-        bufferevent_setcb(s->bev, NULL, write_drained, NULL, s);
+        /* freed by whichever comes first: drained, error/EOF or timeout */
+        bufferevent_setcb(s->bev, NULL, write_drained, closing_event, s);
         bufferevent_setwatermark(s->bev, EV_WRITE, 0, 0);
         bufferevent_enable(s->bev, EV_WRITE);
     }
@@ -859,6 +871,8 @@ static void session_event(struct bufferevent *bev, short what, void *arg)
 {
     struct smtp_session *s = arg;
     (void)bev;
+    if (s->dead)
+        return; /* commit_done frees */
     if (what & BEV_EVENT_TIMEOUT) {
         if (s->mode == MODE_CLOSING) {
             session_free(s);
@@ -872,11 +886,10 @@ static void session_event(struct bufferevent *bev, short what, void *arg)
     /* EOF or error: the client is gone */
     if (s->in_mail && s->nrcpts == 0 && s->rejected_rcpts)
         track_refusal(s, s->last_reject);
-    if (s->mode == MODE_CLOSING && s->dead)
-        return;
     if (s->env) {
         s->mode = MODE_CLOSING;
         s->dead = true;
+        bufferevent_setcb(s->bev, NULL, NULL, NULL, NULL);
         bufferevent_disable(s->bev, EV_READ | EV_WRITE);
         return;
     }
