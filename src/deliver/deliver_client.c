@@ -938,10 +938,20 @@ static void stuff(struct attempt *a, struct evbuffer *out, const char *p, size_t
     while (n) {
         if (a->bol && *p == '.')
             evbuffer_add(out, ".", 1);
-        const char *nl = memchr(p, '\n', n);
-        size_t seg = nl ? (size_t)(nl - p) + 1 : n;
+        /* one evbuffer_add per run of lines up to a line that starts with
+         * '.' (or the end of the chunk), not one per line */
+        size_t seg = n;
+        bool bol = false;
+        for (const char *q = p, *nl; (nl = memchr(q, '\n', n - (size_t)(q - p))) != NULL; q = nl + 1) {
+            size_t after = (size_t)(nl - p) + 1;
+            if (after == n || p[after] == '.') {
+                seg = after;
+                bol = true;
+                break;
+            }
+        }
         evbuffer_add(out, p, seg);
-        a->bol = nl != NULL;
+        a->bol = bol;
         p += seg;
         n -= seg;
     }
