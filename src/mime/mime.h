@@ -34,6 +34,13 @@
 #define MIME_MAX_URLS 2000
 #define MIME_MAX_TEXT (8 * 1024 * 1024) /* decoded text kept per message */
 #define MIME_MAX_HEADERS 1000
+/* attachments (mime_attach.c, mime_archive.c, mime_office.c) */
+#define MIME_MAX_KEEP (64 * 1024 * 1024) /* attachment bytes kept in analysis (data) */
+#define MIME_MAX_MEMBERS 10000        /* member records per message (all attachments) */
+#define MIME_MAX_PASSWORDS 32         /* candidates tried per archive (harvested + tenant) */
+#define MIME_MAX_HARVESTED 20         /* of which harvested from the message text */
+#define MIME_MAX_DECRYPT_ENTRIES 64   /* encrypted entries we try passwords on, per attachment */
+#define MIME_ARCHIVE_RATIO_FLOOR (256 * 1024) /* ratio limit applies from this many bytes out */
 
 struct mime_limits {
     unsigned archive_depth;        /* 20 */
@@ -74,6 +81,8 @@ struct mime_member {        /* a file inside an archive (any depth) */
     bool encrypted;
     bool decrypted;         /* opened with a harvested / tenant password */
     bool macros, ole_objects, pdf_javascript, pdf_launch;
+    bool pdf_open_action;   /* /OpenAction or /AA (automatic action) in a PDF */
+    unsigned depth;         /* archive nesting level: 1 = directly in the attachment */
 };
 
 struct mime_attachment {
@@ -87,6 +96,13 @@ struct mime_attachment {
     bool encrypted;         /* password-protected archive or document */
     bool decrypted;
     bool macros, ole_objects, pdf_javascript, pdf_launch;
+    bool pdf_open_action;
+    /* the facts above cover the attachment and everything inside it (the
+     * members say where) */
+    bool name_bidi;         /* file name had bidi controls (U+202E...), removed */
+    bool double_extension;  /* "invoice.pdf.exe": a document extension before the real one */
+    uint64_t extracted;     /* bytes extracted from its archives (counts to archive_total_bytes) */
+    bool passwords_pending; /* encrypted entries seen before the text was complete (internal) */
     struct mime_member *members;
     size_t nmembers;
     /* the decoded bytes, kept for detectors (virus scan) until analysis_free;
