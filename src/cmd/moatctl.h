@@ -46,6 +46,8 @@ int moatctl_cmd_import(struct moatctl *ctx, int argc, char **argv);
 int moatctl_cmd_export(struct moatctl *ctx, int argc, char **argv);
 /* moatctl_queue.c */
 extern const struct moatctl_cmd moatctl_queue_cmds[];
+/* moatctl_scan.c */
+int moatctl_cmd_scan(struct moatctl *ctx, int argc, char **argv);
 
 /* moatctl_error - print "moatctl: <msg>" on stderr; returns code */
 int moatctl_error(int code, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

@@ -3,7 +3,9 @@
  *
  * Started by scan_pool with its end of a socketpair on fd 3. Loops: read one
  * request frame, map the spool file read-only, analyse, write one result
- * frame. Untrusted message content is only ever parsed here, under resource
+ * frame. The analysis is mime_analyse's (src/mime); the result carries its
+ * decoded Message-ID/Subject/From and "clean[; flags=...]" as the summary.
+ * Untrusted message content is only ever parsed here, under resource
  * limits (CPU seconds per message, address space - except under ASan, which
  * needs a huge reservation - open files, no core dumps). A worker that
  * misbehaves is killed and replaced by the pool; it never sees the network.
@@ -12,6 +14,7 @@
  * "MOAT-TEST-CRASH" aborts the worker, "MOAT-TEST-HANG" hangs it.
  */
 #include "core/core.h"
+#include "mime/mime.h"
 #include "scan/scan.h"
 
 #include <errno.h>
@@ -71,6 +74,51 @@ static void set_limits(const struct moat_config *cfg)
     (void)cfg;
 }
 
+/* copy_text - a bounded copy cut at a UTF-8 character boundary, control
+ * characters as spaces (these strings go into headers and logs) */
+static void copy_text(char *dst, size_t dstsz, const char *src)
+{
+    size_t n = src ? strlen(src) : 0;
+    if (n >= dstsz) {
+        n = dstsz - 1;
+        while (n > 0 && ((unsigned char)src[n] & 0xC0) == 0x80)
+            n--;
+    }
+    for (size_t i = 0; i < n; i++)
+        dst[i] = (unsigned char)src[i] < 0x20 || src[i] == 0x7F ? ' ' : src[i];
+    dst[n] = '\0';
+}
+
+/* summarise - fill the result from the analysis: decoded Message-ID,
+ * Subject and From, the malformed bit, and "clean[; flags=a,b]" */
+static void summarise(const struct analysis *a, struct scan_result *res)
+{
+    if (a->message_id)
+        copy_text(res->message_id, sizeof res->message_id, a->message_id);
+    if (a->subject)
+        copy_text(res->subject, sizeof res->subject, a->subject);
+    for (size_t i = 0; i < a->nheaders; i++)
+        if (strcasecmp(a->headers[i].name, "From") == 0) {
+            copy_text(res->from, sizeof res->from, a->headers[i].value);
+            break;
+        }
+    struct buf b;
+    buf_init(&b, sizeof res->summary - 1);
+    buf_append_str(&b, "clean");
+    for (size_t i = 0, n = 0; i < a->nflags; i++) {
+        bool seen = false;
+        for (size_t k = 0; k < i; k++)
+            seen |= strcmp(a->flags[k].name, a->flags[i].name) == 0;
+        if (seen)
+            continue;
+        if (strcmp(a->flags[i].name, "malformed") == 0)
+            res->flags |= SCAN_FLAG_MALFORMED;
+        buf_printf(&b, "%s%s", n++ ? "," : "; flags=", a->flags[i].name);
+    }
+    copy_text(res->summary, sizeof res->summary, buf_cstr(&b));
+    buf_free(&b);
+}
+
 /* analyse - run the analysis of one message */
 static void analyse(const struct scan_request *req, const struct moat_config *cfg, bool triggers,
                     struct scan_result *res)
@@ -84,7 +132,7 @@ static void analyse(const struct scan_request *req, const struct moat_config *cf
             close(fd);
         return;
     }
-    size_t maplen = req->data_len < SCAN_HEADER_MAX_BLOCK ? req->data_len : SCAN_HEADER_MAX_BLOCK;
+    size_t maplen = req->data_len;
     const char *msg = "";
     void *map = NULL;
     if (maplen) {
@@ -98,17 +146,29 @@ static void analyse(const struct scan_request *req, const struct moat_config *cf
         msg = map;
     }
     close(fd);
-    scan_headers_parse(msg, maplen, res);
+    /* the raw header block: header count and the header-level malformed bit */
+    scan_headers_parse(msg, maplen < SCAN_HEADER_MAX_BLOCK ? maplen : SCAN_HEADER_MAX_BLOCK, res);
+    struct mime_limits lim;
+    mime_limits_default(&lim);
+    struct analysis *a = mime_analyse(msg, maplen, &lim);
     if (map)
         munmap(map, maplen);
+    if (!a) {
+        res->verdict = SCAN_TEMPFAIL;
+        snprintf(res->reply, sizeof res->reply, "451 4.3.0 Temporary scanning failure");
+        return;
+    }
+    bool headers_malformed = res->flags & SCAN_FLAG_MALFORMED;
+    summarise(a, res);
+    if (headers_malformed && !(res->flags & SCAN_FLAG_MALFORMED))
+        res->flags |= SCAN_FLAG_MALFORMED;
+    analysis_free(a);
     if (triggers && strcmp(res->subject, "MOAT-TEST-CRASH") == 0)
         abort();
     if (triggers && strcmp(res->subject, "MOAT-TEST-HANG") == 0)
         for (;;)
             pause();
     res->verdict = SCAN_ACCEPT;
-    snprintf(res->summary, sizeof res->summary, "clean%s",
-             (res->flags & SCAN_FLAG_MALFORMED) ? " (malformed headers)" : "");
     (void)cfg;
 }
 
