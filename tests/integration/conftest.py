@@ -31,6 +31,7 @@ import ssl
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import uuid
 from pathlib import Path
@@ -69,6 +70,8 @@ BASE_CONF = {
 }
 
 LIVE: list = []   # running Moat instances, for failure reports
+STOP_THREADS: list = []        # background checks of stopping moatds
+DEFERRED_PROBLEMS: list = []   # what they found (reported at the end of the session)
 
 
 def pytest_configure(config):
@@ -544,31 +547,46 @@ class Moat:
     def hup(self) -> None:
         self.signal(signal.SIGHUP)
 
-    def stop(self, timeout: float = 30.0) -> Optional[str]:
-        """SIGTERM and wait; returns a problem description or None."""
+    def terminate(self) -> Optional[str]:
+        """Send SIGTERM (by PID); a problem description if moatd had already
+        exited on its own. wait_stopped() finishes the stop."""
+        if self in LIVE:
+            LIVE.remove(self)
+        if self.proc is None:
+            return None
+        if self.proc.poll() is not None:
+            if not self.expected_exit:
+                return "moatd had exited on its own with code %s" % self.proc.returncode
+            return None
+        self.expected_exit = True
+        self._sigterm_sent = True
+        os.kill(self.proc.pid, signal.SIGTERM)
+        return None
+
+    def wait_stopped(self, timeout: float = 30.0) -> Optional[str]:
+        """Wait for the exit after terminate(): exit code 0, no processes left."""
         if self.proc is None:
             return None
         problem = None
-        if self.proc.poll() is not None:
-            if not self.expected_exit:
-                problem = "moatd had exited on its own with code %s" % self.proc.returncode
-        else:
-            self.expected_exit = True
-            os.kill(self.proc.pid, signal.SIGTERM)
-            try:
-                rc = self.proc.wait(timeout)
-                if rc != 0:
-                    problem = "moatd exited with code %s after SIGTERM (expected 0)" % rc
-            except subprocess.TimeoutExpired:
-                self._kill_group()
-                problem = "moatd did not exit within %.0fs of SIGTERM (killed)" % timeout
+        try:
+            rc = self.proc.wait(timeout)
+            if rc != 0 and getattr(self, "_sigterm_sent", False):
+                problem = "moatd exited with code %s after SIGTERM (expected 0)" % rc
+        except subprocess.TimeoutExpired:
+            self._kill_group()
+            problem = "moatd did not exit within %.0fs of SIGTERM (killed)" % timeout
+        self._sigterm_sent = False
         left = self._reap_children()
         if left and not problem:
             problem = "moatd left processes behind after stopping: %s" % left
         self.proc = None
-        if self in LIVE:
-            LIVE.remove(self)
         return problem
+
+    def stop(self, timeout: float = 30.0) -> Optional[str]:
+        """SIGTERM and wait; returns a problem description or None."""
+        p = self.terminate()
+        p2 = self.wait_stopped(timeout)
+        return p or p2
 
     def kill9(self) -> List[int]:
         """Crash moatd: SIGKILL its PID only, then clean up children that did
@@ -663,9 +681,18 @@ class Env:
         return f
 
     def close(self) -> Optional[str]:
-        problem = self.moat.stop()
+        problem = self.begin_close()
+        return self.finish_close(problem)
+
+    def begin_close(self) -> Optional[str]:
+        problem = self.moat.terminate()
         for f in self.fakes:
             f.close()
+        return problem
+
+    def finish_close(self, problem: Optional[str]) -> Optional[str]:
+        p2 = self.moat.wait_stopped()
+        problem = problem or p2
         report = self.moat.sanitizer_report()
         if report:
             problem = (problem + "\n" if problem else "") + "sanitizer report in moatd.log:\n" + report
@@ -699,17 +726,38 @@ class EnvFactory:
             moat.start()
         return env
 
+    def _finish(self, env: Env, first: Optional[str], failed: bool) -> Optional[str]:
+        p = env.finish_close(first)
+        if p:
+            p = "%s (%s): %s\n--- log tail ---\n%s" % (env.moat.name, env.moat.workdir, p, env.moat.log_tail(80))
+        if not (failed or p or self.keep):
+            shutil.rmtree(env.moat.workdir, ignore_errors=True)
+        return p
+
     def close_all(self, failed: bool = False) -> List[str]:
-        problems = []
-        for env in self.envs:
-            p = env.close()
-            if p:
-                problems.append("%s (%s): %s\n--- log tail ---\n%s" % (
-                    env.moat.name, env.moat.workdir, p, env.moat.log_tail(80)))
-            if not (failed or p or self.keep):
-                shutil.rmtree(env.moat.workdir, ignore_errors=True)
+        """Stop every moatd now; return the problems seen."""
+        firsts = [(env, env.begin_close()) for env in self.envs]
+        problems = [p for p in (self._finish(env, f, failed) for env, f in firsts) if p]
         self.envs.clear()
         return problems
+
+    def close_all_deferred(self, owner: str, failed: bool = False) -> List[str]:
+        """SIGTERM every moatd now and check its exit in the background (a
+        clean stop takes moatd about a second); problems are reported, naming
+        owner, when the session ends. Returns problems already known."""
+        now = []
+        for env in self.envs:
+            first = env.begin_close()
+
+            def finish(env=env, first=first):
+                p = self._finish(env, first, failed)
+                if p:
+                    DEFERRED_PROBLEMS.append("after %s: %s" % (owner, p))
+            t = threading.Thread(target=finish, daemon=True)
+            t.start()
+            STOP_THREADS.append(t)
+        self.envs.clear()
+        return now
 
 
 # ---------------------------------------------------------------- fixtures
@@ -719,14 +767,23 @@ def binaries():
     return BUILD
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _deferred_stop_check():
+    """At the end of the session: every moatd stopped in the background must
+    have exited cleanly (code 0, no sanitizer report, no processes left)."""
+    yield
+    for t in STOP_THREADS:
+        t.join(60)
+    if DEFERRED_PROBLEMS:
+        pytest.fail("moatd did not stop cleanly:\n\n" + "\n\n".join(DEFERRED_PROBLEMS), pytrace=False)
+
+
 @pytest.fixture
 def make_env(request):
     """Factory: make_env(conf={...}, domains=lambda downstream: [...]) -> Env."""
     factory = EnvFactory()
     yield factory.make
-    problems = factory.close_all(getattr(request.node, "_moat_failed", False))
-    if problems:
-        pytest.fail("\n\n".join(problems), pytrace=False)
+    factory.close_all_deferred(request.node.nodeid, getattr(request.node, "_moat_failed", False))
 
 
 @pytest.fixture

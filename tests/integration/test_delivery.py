@@ -102,8 +102,10 @@ def test_failover_to_next_preference(make_env, fake_factory):
     env.send_ok("alice@protected.test", make_message(subject="failover"))
     got = secondary.wait_for_messages(1, timeout=20)[0]
     assert b"Subject: failover" in got.data
-    # the primary comes back: it is preferred again
+    # the primary comes back: it is preferred again (once the parked
+    # connection to the secondary has expired: connection_reuse_time = 1s)
     primary.up()
+    time.sleep(2.5)
     env.send_ok("alice@protected.test", make_message(subject="back to primary"))
     wait_until(lambda: primary.find(b"back to primary") or secondary.find(b"back to primary"), 20,
                msg="delivery after the primary came back")
