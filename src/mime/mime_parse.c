@@ -346,6 +346,32 @@ static void parse_headers(struct walk *w, GMimeObject *msg)
         size_t vlen = strlen(value);
         if (vlen > MIME_MAX_HEADER_VALUE)
             flag_malformed(a, "header %.64s longer than %d bytes", name, MIME_MAX_HEADER_VALUE);
+        struct mime_address **list = NULL;
+        size_t *nlist = NULL;
+        enum { H_OTHER, H_SUBJECT, H_DATE, H_MID, H_ADDR } kind = H_OTHER;
+        if (strcasecmp(name, "Subject") == 0 && !a->subject)
+            kind = H_SUBJECT;
+        else if (strcasecmp(name, "Date") == 0 && !a->date)
+            kind = H_DATE;
+        else if (strcasecmp(name, "Message-ID") == 0 && !a->message_id)
+            kind = H_MID;
+        else if (strcasecmp(name, "From") == 0)
+            list = &a->from, nlist = &a->nfrom;
+        else if (strcasecmp(name, "Sender") == 0)
+            list = &a->sender, nlist = &a->nsender;
+        else if (strcasecmp(name, "Reply-To") == 0)
+            list = &a->reply_to, nlist = &a->nreply_to;
+        else if (strcasecmp(name, "To") == 0)
+            list = &a->to, nlist = &a->nto;
+        else if (strcasecmp(name, "Cc") == 0)
+            list = &a->cc, nlist = &a->ncc;
+        else if (strcasecmp(name, "Return-Path") == 0)
+            list = &a->return_path, nlist = &a->nreturn_path;
+        if (list && *nlist < MIME_MAX_ADDRESSES)
+            kind = H_ADDR;
+        /* past the header cap only what fills the summary fields is decoded */
+        if ((size_t)i >= MIME_MAX_HEADERS && kind == H_OTHER)
+            continue;
         const char *rawv = g_mime_header_get_raw_value(h);
         char *v;
         if (rawv && strstr(rawv, "=?") && strlen(rawv) <= MIME_MAX_HEADER_VALUE) {
@@ -369,28 +395,13 @@ static void parse_headers(struct walk *w, GMimeObject *msg)
             mh->name = clean(name, 256);
             mh->value = xstrdup(v);
         }
-        struct mime_address **list = NULL;
-        size_t *nlist = NULL;
-        if (strcasecmp(name, "Subject") == 0 && !a->subject) {
+        if (kind == H_SUBJECT)
             a->subject = xstrdup(v);
-        } else if (strcasecmp(name, "Date") == 0 && !a->date) {
+        else if (kind == H_DATE)
             a->date = xstrdup(v);
-        } else if (strcasecmp(name, "Message-ID") == 0 && !a->message_id) {
+        else if (kind == H_MID)
             a->message_id = clean(v, 998);
-        } else if (strcasecmp(name, "From") == 0) {
-            list = &a->from, nlist = &a->nfrom;
-        } else if (strcasecmp(name, "Sender") == 0) {
-            list = &a->sender, nlist = &a->nsender;
-        } else if (strcasecmp(name, "Reply-To") == 0) {
-            list = &a->reply_to, nlist = &a->nreply_to;
-        } else if (strcasecmp(name, "To") == 0) {
-            list = &a->to, nlist = &a->nto;
-        } else if (strcasecmp(name, "Cc") == 0) {
-            list = &a->cc, nlist = &a->ncc;
-        } else if (strcasecmp(name, "Return-Path") == 0) {
-            list = &a->return_path, nlist = &a->nreturn_path;
-        }
-        if (list && vlen <= MIME_MAX_HEADER_VALUE) {
+        if (kind == H_ADDR && vlen <= MIME_MAX_HEADER_VALUE) {
             InternetAddressList *al = internet_address_list_parse(w->opts, rawv ? rawv : value);
             if (al) {
                 add_addresses(w, al, list, nlist, 0);
@@ -780,8 +791,10 @@ static void walk_multipart(struct walk *w, GMimeObject *obj, struct mime_part *m
         return;
     w->boundaries[w->nboundaries++] = boundary;
     for (int i = 0; i < n; i++) {
-        if (a->nparts >= MIME_MAX_PARTS)
+        if (a->nparts >= MIME_MAX_PARTS) {
+            flag_malformed(a, "more than %d MIME parts; the rest not analysed", MIME_MAX_PARTS);
             break;
+        }
         char cp[512];
         if ((size_t)snprintf(cp, sizeof cp, "%s.%d", path, i + 1) >= sizeof cp)
             break;

@@ -281,6 +281,13 @@ done:
 
 void mime_url_add(struct analysis *a, const char *raw, size_t len, const char *text, const char *source)
 {
+    if (a->nurls >= MIME_MAX_URLS) {
+        /* full: no more work per URL (a message of nothing but URLs stays linear) */
+        char why[64];
+        snprintf(why, sizeof why, "more than %d URLs; the rest not listed", MIME_MAX_URLS);
+        analysis_add_flag(a, "url_limit", why);
+        return;
+    }
     char *host = NULL, *hu = NULL;
     char *url = mime_url_normalise(raw, len, &host, &hu);
     if (!url)
@@ -409,7 +416,13 @@ void mime_url_scan_text(struct analysis *a, const char *text, size_t len)
             j++;
         }
         size_t e = j;
-        /* trailing punctuation is the sentence's, unbalanced brackets too */
+        /* trailing punctuation is the sentence's, unbalanced brackets too
+         * (balances counted once: linear however many brackets trail) */
+        long paren = 0, square = 0;
+        for (size_t k = i; k < e; k++) {
+            paren += s[k] == '(' ? 1 : s[k] == ')' ? -1 : 0;
+            square += s[k] == '[' ? 1 : s[k] == ']' ? -1 : 0;
+        }
         for (;;) {
             if (e <= i + pre)
                 break;
@@ -418,15 +431,13 @@ void mime_url_scan_text(struct analysis *a, const char *text, size_t len)
                 e--;
                 continue;
             }
-            if (c == ')' || c == ']') {
-                char open = c == ')' ? '(' : '[';
-                int bal = 0;
-                for (size_t k = i; k < e; k++)
-                    bal += s[k] == (unsigned char)open ? 1 : s[k] == c ? -1 : 0;
-                if (bal < 0) {
-                    e--;
-                    continue;
-                }
+            if ((c == ')' && paren < 0) || (c == ']' && square < 0)) {
+                if (c == ')')
+                    paren++;
+                else
+                    square++;
+                e--;
+                continue;
             }
             break;
         }
