@@ -487,7 +487,15 @@ char *mime_text_to_utf8(const char *charset, const char *in, size_t n, size_t ma
     char csbuf[64];
     core_strlcpy(csbuf, cs, sizeof csbuf);
     long e = decode_as(csbuf, in, n, &o);
-    if (e > 0 && n > 0) {
+    /* declared UTF-8 that has real multi-byte characters is UTF-8 with a few
+     * corrupt bytes (they stay U+FFFD); without any, it is a mislabel */
+    bool utf8_real = false;
+    if (e > 0 && strcmp(csbuf, "UTF-8") == 0) {
+        const unsigned char *p = (const unsigned char *)in;
+        for (size_t i = 0; i < n && !utf8_real; i++)
+            utf8_real = p[i] >= 0xC2 && utf8_seq_len(p + i, n - i) > 1;
+    }
+    if (e > 0 && n > 0 && !utf8_real) {
         /* the declared charset does not fit: try what the bytes look like */
         const char *sn = mime_charset_sniff(in, n);
         if (strcmp(sn, csbuf) != 0) {

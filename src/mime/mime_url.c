@@ -77,7 +77,7 @@ static int normalise_host(const char *h, size_t n, struct buf *ascii, struct buf
         }
     }
     while (dec.len && dec.ptr[dec.len - 1] == '.')
-        dec.len--;
+        dec.ptr[--dec.len] = '\0'; /* buf_cstr does not re-terminate */
     if (!dec.len || !mime_utf8_valid(dec.ptr, dec.len)) {
         buf_free(&dec);
         return -1;
