@@ -286,6 +286,28 @@ static void parser_warning(gint64 offset, GMimeParserWarning code, const gchar *
     default:
         return; /* 8-bit headers, bad RFC 2047, odd parameters/addresses: common, not ambiguous */
     }
+    if ((code == GMIME_WARN_DUPLICATED_HEADER || code == GMIME_CRIT_CONFLICTING_HEADER) && item) {
+        /* only headers whose second copy changes how the message is read
+         * (mbox Content-Length, trace and X- headers repeat harmlessly) */
+        static const char *const matter[] = {"Content-Type",
+                                             "Content-Transfer-Encoding",
+                                             "Content-Disposition",
+                                             "MIME-Version",
+                                             "From",
+                                             "Sender",
+                                             "Reply-To",
+                                             "To",
+                                             "Cc",
+                                             "Subject",
+                                             "Message-ID",
+                                             "Date",
+                                             "Return-Path"};
+        bool m = false;
+        for (size_t i = 0; i < sizeof matter / sizeof matter[0]; i++)
+            m |= strcasecmp(item, matter[i]) == 0;
+        if (!m)
+            return;
+    }
     char esc[80];
     if (item && *item)
         flag_malformed(a, "%s: %s", what, log_escape(item, strnlen(item, 200), esc, sizeof esc));
