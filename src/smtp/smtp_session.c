@@ -462,7 +462,7 @@ static bool message_begin(struct smtp_session *s)
     rfc5322_date(date, sizeof date);
     struct buf b;
     buf_init(&b, 4096);
-    buf_printf(&b, "Received: from %s (%s [%s])\r\n\tby %s (Moat) with %s%s id %s", s->helo, s->helo, s->ip,
+    buf_printf(&b, "Received: from %s ([%s])\r\n\tby %s (Moat) with %s%s id %s", s->helo, s->ip,
                s->cfg->hostname, proto, s->tls ? "S" : "", s->qid);
     if (s->tls)
         buf_printf(&b, "\r\n\t(using %s)", s->tls_desc);
