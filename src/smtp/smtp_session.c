@@ -53,7 +53,8 @@ struct smtp_session {
     enum sess_mode mode;
     unsigned errors;
     bool skip_line;           /* discarding the rest of an over-long line */
-    struct event *session_timer, *data_timer;
+    struct event *session_timer, *data_timer, *linger;
+    unsigned linger_ticks;
     bool dead;                /* connection gone while a commit was in flight */
     /* transaction */
     bool in_mail;
@@ -99,10 +100,41 @@ static void reply(struct smtp_session *s, const char *fmt, ...)
         bufferevent_write(s->bev, line, (size_t)n);
 }
 
+/* linger_check - after STARTTLS the session's bufferevent is a filter whose
+ * "drained" only means the bytes reached the socket bufferevent beneath it:
+ * wait (bounded) until that one has written them too, or the last reply
+ * (221, 421) would be cut off by the close */
+static void linger_check(evutil_socket_t fd, short what, void *arg)
+{
+    struct smtp_session *s = arg;
+    (void)fd;
+    (void)what;
+    struct bufferevent *under = bufferevent_get_underlying(s->bev);
+    if (under && s->linger_ticks == 0 && evbuffer_get_length(bufferevent_get_output(s->bev)) == 0) {
+        /* a clean TLS close (close_notify) after the last reply */
+        SSL *ssl = bufferevent_openssl_get_ssl(s->bev);
+        if (ssl)
+            SSL_shutdown(ssl);
+    }
+    if (under && (evbuffer_get_length(bufferevent_get_output(under)) > 0 ||
+                  evbuffer_get_length(bufferevent_get_output(s->bev)) > 0) &&
+        s->linger_ticks++ < 200) {
+        struct timeval tv = {0, 10000};
+        evtimer_add(s->linger, &tv);
+        return;
+    }
+    session_free(s);
+}
+
 static void write_drained(struct bufferevent *bev, void *arg)
 {
     struct smtp_session *s = arg;
-    (void)bev;
+    bufferevent_setcb(bev, NULL, NULL, NULL, NULL);
+    if (bufferevent_get_underlying(bev)) {
+        s->linger = evtimer_new(s->loop->base, linger_check, s);
+        linger_check(-1, 0, s);
+        return;
+    }
     session_free(s);
 }
 
@@ -139,7 +171,14 @@ static void session_close(struct smtp_session *s, const char *last)
         bufferevent_setcb(s->bev, NULL, NULL, NULL, NULL);
         return;
     }
-    if (evbuffer_get_length(bufferevent_get_output(s->bev)) == 0) {
+    if (evbuffer_get_length(bufferevent_get_output(s->bev)) == 0 && bufferevent_get_underlying(s->bev)) {
+        /* TLS: the filter may have passed the last reply on already; it is
+         * written when the socket bufferevent beneath has drained */
+        bufferevent_setcb(s->bev, NULL, NULL, NULL, NULL);
+        s->linger = evtimer_new(s->loop->base, linger_check, s);
+        struct timeval tv = {0, 1000};
+        evtimer_add(s->linger, &tv);
+    } else if (evbuffer_get_length(bufferevent_get_output(s->bev)) == 0) {
         /* nothing left to send: no callback may run before free_later */
         bufferevent_setcb(s->bev, NULL, NULL, NULL, NULL);
         bufferevent_disable(s->bev, EV_READ | EV_WRITE);
@@ -932,6 +971,8 @@ static void session_free(struct smtp_session *s)
         bufferevent_free(s->bev);
     event_free(s->session_timer);
     event_free(s->data_timer);
+    if (s->linger)
+        event_free(s->linger);
     smtp_server_conn_close(s->srv, s->ip);
     if (s->prev)
         s->prev->next = s->next;
