@@ -1,12 +1,13 @@
 """moat.conf validation (`moatd --check`), bad configs at start, SIGHUP
 reload, SIGTERM, and tenant import validation."""
 
+import signal
 import subprocess
 import time
 
 import pytest
 
-from conftest import (MOATD, RawSMTP, domain, make_message, require_binaries, sanitizer_env,
+from conftest import (MOATD, RawSMTP, domain, free_port, make_message, require_binaries, sanitizer_env,
                       smtp_send, tenant_doc, wait_until)
 
 
@@ -97,6 +98,17 @@ def test_sigterm_is_graceful(env):
     env.moat.start()      # and it comes back on the same port and data_dir
 
 
+def test_sigint_is_graceful(env):
+    proc = env.moat.proc
+    env.moat.expected_exit = True
+    env.moat.signal(signal.SIGINT)
+    assert proc.wait(30) == 0, "moatd exited with %s on SIGINT" % proc.returncode
+    env.moat.stop()
+    env.moat.start()
+    env.send_ok("alice@protected.test")
+    env.downstream.wait_for_messages(1)
+
+
 def test_sighup_reloads_config(env):
     def size():
         with RawSMTP(env.port) as c:
@@ -154,3 +166,33 @@ def test_import_bad_json(env):
     p.write_text('{"tenants": [')
     cp = env.moat.ctl("import", "--trust-domains", str(p), check=False)
     assert cp.returncode == 1 and cp.stderr.strip(), (cp.returncode, cp.stderr)
+
+
+def test_second_moatd_on_a_taken_port_refuses_to_start(env):
+    """Another moatd (its own data_dir) configured with the same SMTP port
+    must fail to start - not share the port (SO_REUSEPORT) and take half of
+    the first one's connections."""
+    other_dir = env.moat.workdir / "second"
+    other_dir.mkdir()
+    conf = other_dir / "moat.conf"
+    conf.write_text("hostname = second.test\ndata_dir = %s\nsmtp_listen = 127.0.0.1:%d\nhttp_listen = 127.0.0.1:%d\n"
+                    % (other_dir / "data", env.port, free_port()))
+    proc = subprocess.Popen([str(MOATD), "-c", str(conf)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                            env=sanitizer_env(), cwd=other_dir, start_new_session=True, text=True)
+    try:
+        rc = proc.wait(10)
+    except subprocess.TimeoutExpired:
+        banners = set()
+        for _ in range(20):
+            with RawSMTP(env.port) as c:
+                banners.add(c.banner.lines[0].split()[0])
+        proc.terminate()
+        try:
+            proc.wait(20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        raise AssertionError("a second moatd started on the taken port 127.0.0.1:%d; banners seen: %s"
+                             % (env.port, sorted(banners)))
+    assert rc != 0
+    assert str(env.port) in proc.stderr.read()

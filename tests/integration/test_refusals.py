@@ -229,6 +229,25 @@ def test_idle_timeout(make_env):
         assert c.is_closed(5)
 
 
+def test_session_timeout(make_env):
+    env = make_env(conf={"smtp_session_timeout": "2s", "smtp_idle_timeout": "30s"})
+    with session(env) as c:
+        t0 = time.monotonic()
+        code = None
+        while time.monotonic() - t0 < 10:
+            try:
+                r = c.cmd("NOOP")
+            except OSError:
+                break
+            if r.code != 250:
+                code = r.code
+                break
+            time.sleep(0.3)
+        assert code == 421, "busy session not ended by smtp_session_timeout (last reply %s)" % code
+        assert 1.5 <= time.monotonic() - t0 <= 6
+        assert c.is_closed(5)
+
+
 def _banner_code(port: int, source: str):
     c = RawSMTP(port, source=source, read_banner=False)
     try:

@@ -159,3 +159,17 @@ def test_dsn_is_queued_when_relay_host_is_down(env):
     env.internet.up()
     dsn = env.internet.wait_for_messages(1, timeout=20)[0]
     check_dsn(dsn, ["alice@protected.test"], msgid, "dsn later")
+
+
+def test_undeliverable_dsn_does_not_loop(env):
+    """The DSN itself is rejected by the sender's side: it has the null
+    sender, so it is dropped - no DSN about the DSN, nothing left queued."""
+    env.internet.set(mode="reject", fail_at="rcpt")
+    env.downstream.set(mode="reject", fail_at="rcpt")
+    send(env, ["alice@protected.test"], "double bounce")
+    wait_until(lambda: env.internet.transactions >= 1, 15, msg="the DSN delivery attempt")
+    time.sleep(3)
+    assert env.internet.transactions == 1, "the rejected DSN was retried or bounced (%d attempts)" % (
+        env.internet.transactions)
+    assert env.downstream.transactions == 1
+    assert env.moat.queue_qids() == set(), "something stays queued after a double bounce"
