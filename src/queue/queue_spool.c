@@ -236,6 +236,19 @@ static void *commit_thread(void *arg)
     }
 }
 
+/* spool_free_paths - free the path strings, the pool and sp itself */
+static void spool_free_paths(struct spool *sp)
+{
+    free(sp->dir);
+    free(sp->incoming);
+    free(sp->queue);
+    free(sp->status);
+    free(sp->corrupt);
+    free(sp->free);
+    free(sp->pool);
+    free(sp);
+}
+
 struct spool *spool_open(const char *data_dir, unsigned commit_threads, char *err, size_t errsz)
 {
     struct spool *sp = xcalloc(1, sizeof *sp);
@@ -269,14 +282,7 @@ struct spool *spool_open(const char *data_dir, unsigned commit_threads, char *er
             fatal("spool: cannot start commit thread");
     return sp;
 fail:
-    free(sp->dir);
-    free(sp->incoming);
-    free(sp->queue);
-    free(sp->status);
-    free(sp->corrupt);
-    free(sp->free);
-    free(sp->pool);
-    free(sp);
+    spool_free_paths(sp);
     return NULL;
 }
 
@@ -295,14 +301,7 @@ void spool_close(struct spool *sp)
     pthread_mutex_destroy(&sp->lock);
     pthread_cond_destroy(&sp->cond);
     pthread_cond_destroy(&sp->synced_cond);
-    free(sp->dir);
-    free(sp->incoming);
-    free(sp->queue);
-    free(sp->status);
-    free(sp->corrupt);
-    free(sp->free);
-    free(sp->pool);
-    free(sp);
+    spool_free_paths(sp);
 }
 
 const char *spool_queue_dir(const struct spool *sp)
