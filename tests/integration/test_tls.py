@@ -48,6 +48,14 @@ def test_inbound_starttls_smtplib(env):
     wait_until(shows_tls, 10, msg="TLS of the inbound hop in the Received header or in tracking")
 
 
+def test_quit_inside_tls_gets_221(env):
+    with RawSMTP(env.port) as c:
+        c.ehlo()
+        c.starttls()
+        c.ehlo()
+        assert_reply(c.cmd("QUIT"), 221, what="QUIT after STARTTLS")
+
+
 def test_starttls_not_allowed_twice(env):
     with RawSMTP(env.port) as c:
         c.ehlo()
