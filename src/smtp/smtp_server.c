@@ -140,6 +140,20 @@ struct smtp_server *smtp_server_new(const struct smtp_server_deps *deps, char *e
     return srv;
 }
 
+/* port_taken - true when another socket is bound to the address (a bind
+ * without SO_REUSEPORT fails with EADDRINUSE) */
+static bool port_taken(const struct sockaddr *sa, int salen)
+{
+    int fd = socket(sa->sa_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    int one = 1;
+    if (fd < 0)
+        return false;
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    bool taken = bind(fd, sa, (socklen_t)salen) < 0 && errno == EADDRINUSE;
+    close(fd);
+    return taken;
+}
+
 /* bind_listeners - one listener per address in smtp_listen on this loop */
 static int bind_listeners(struct smtp_loop *lp, char *err, size_t errsz)
 {
@@ -160,6 +174,13 @@ static int bind_listeners(struct smtp_loop *lp, char *err, size_t errsz)
         memset(&ss, 0, sizeof ss);
         if (evutil_parse_sockaddr_port(spec, (struct sockaddr *)&ss, &sslen) < 0) {
             snprintf(err, errsz, "smtp_listen: '%s' is not an IP address and port", item);
+            return -1;
+        }
+        /* SO_REUSEPORT would let a second moatd (or any process of this
+         * user) share the port and take part of the connections: the first
+         * loop first checks that nobody else is bound there */
+        if (lp->index == 0 && port_taken((struct sockaddr *)&ss, sslen)) {
+            snprintf(err, errsz, "cannot listen on %s: address already in use", item);
             return -1;
         }
         struct evconnlistener *l = evconnlistener_new_bind(
