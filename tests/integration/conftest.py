@@ -523,6 +523,7 @@ class Moat:
         last = None
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
+                self.expected_exit = True     # reported here; not again at teardown
                 raise AssertionError("moatd exited with code %s before it was ready\n%s" % (
                     self.proc.returncode, self.log_tail(60)))
             try:
