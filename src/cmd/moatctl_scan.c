@@ -13,6 +13,7 @@
 #include <errno.h>
 
 #include "mime/mime.h"
+#include "detect/detect.h"
 
 #define MOATCTL_SCAN_MAX (256ULL * 1024 * 1024)
 
@@ -56,6 +57,9 @@ int moatctl_cmd_scan(struct moatctl *ctx, int argc, char **argv)
             return moatctl_usage("scan", synopsis, "unknown option %s", argv[i]);
     struct mime_limits lim;
     mime_limits_default(&lim);
+    char err[600];
+    if (detect_init(&ctx->cfg, err, sizeof err) < 0)
+        moatctl_error(MOATCTL_OK, "scan: detection runs degraded: %s", err);
     bool lines = argc > 2;
     for (int i = 1; i < argc; i++) {
         size_t len;
@@ -67,6 +71,8 @@ int moatctl_cmd_scan(struct moatctl *ctx, int argc, char **argv)
             continue;
         }
         struct analysis *a = mime_analyse(msg, len, &lim);
+        if (a)
+            detect_run(a, msg, len);
         free(msg);
         char *doc = a ? analysis_to_json(a, !lines) : NULL;
         analysis_free(a);

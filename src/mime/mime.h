@@ -123,6 +123,17 @@ struct mime_flag {
     char *reason;           /* evidence, e.g. "invoice.zip: more than 353 files" */
 };
 
+/* A detector's finding (issue 4): category is one of virus, spam, phishing,
+ * graymail, bec, web_reputation, social_engineering, content, scan_exclusion */
+struct detection {
+    char *category;
+    char *name;             /* e.g. "Eicar-Test-Signature", "link-text-mismatch" */
+    double score;           /* [0, 1] */
+    char *evidence;         /* human-readable, e.g. "invoice.zip/eicar.com" */
+};
+
+#define MIME_MAX_DETECTIONS 200
+
 struct analysis {
     char *message_id;
     uint64_t size;
@@ -144,6 +155,10 @@ struct analysis {
     size_t text_len;
     char *html_text;        /* visible text of the HTML parts only */
     bool signed_smime, signed_pgp, encrypted_smime, encrypted_pgp;
+    struct detection *detections;  /* filled by detect/ after mime_analyse */
+    size_t ndetections;
+    bool spam_scored;       /* spam_score below is set */
+    double spam_score;      /* [0, 1] */
 };
 
 /* mime_analyse - parse msg (len bytes, CRLF or LF line ends) into a new
@@ -154,6 +169,11 @@ void analysis_free(struct analysis *a);
 
 /* analysis_add_flag - record a flag once per (name, reason) */
 void analysis_add_flag(struct analysis *a, const char *name, const char *reason);
+
+/* analysis_add_detection - record a finding (bounded by MIME_MAX_DETECTIONS;
+ * strings are copied and cleaned to UTF-8) */
+void analysis_add_detection(struct analysis *a, const char *category, const char *name, double score,
+                            const char *evidence);
 
 /* analysis_to_json - the `moatctl scan` document (INTERFACES.md), caller
  * frees. pretty: indented. */

@@ -190,9 +190,20 @@ char *analysis_to_json(const struct analysis *a, bool pretty)
                                   a->encrypted_pgp));
     json_object_set_new(root, "text", jstr(a->text));
     json_object_set_new(root, "html_text", jstr(a->html_text));
-    json_object_set_new(root, "detections", json_array());
-    json_object_set_new(root, "spam", json_null());
-    json_object_set_new(root, "verdict", json_pack("{s:[]}", "categories"));
+    json_t *dets = json_array(), *cats = json_array();
+    for (size_t i = 0; i < a->ndetections; i++) {
+        const struct detection *d = &a->detections[i];
+        json_array_append_new(dets, json_pack("{s:s,s:s,s:f,s:o}", "category", d->category, "name", d->name,
+                                              "score", d->score, "evidence", jstr(d->evidence)));
+        bool seen = false;
+        for (size_t k = 0; k < json_array_size(cats); k++)
+            seen |= strcmp(json_string_value(json_array_get(cats, k)), d->category) == 0;
+        if (!seen)
+            json_array_append_new(cats, json_string(d->category));
+    }
+    json_object_set_new(root, "detections", dets);
+    json_object_set_new(root, "spam", a->spam_scored ? json_pack("{s:f}", "score", a->spam_score) : json_null());
+    json_object_set_new(root, "verdict", json_pack("{s:o}", "categories", cats));
     char *s = json_dumps(root, (pretty ? JSON_INDENT(2) : JSON_COMPACT) | JSON_PRESERVE_ORDER);
     json_decref(root);
     return s;

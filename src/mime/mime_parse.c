@@ -101,6 +101,18 @@ void analysis_add_flag(struct analysis *a, const char *name, const char *reason)
     f->reason = reason ? mime_utf8_clean(reason, strlen(reason), 512) : NULL;
 }
 
+void analysis_add_detection(struct analysis *a, const char *category, const char *name, double score,
+                            const char *evidence)
+{
+    if (!a || !category || !name || a->ndetections >= MIME_MAX_DETECTIONS)
+        return;
+    struct detection *d = mime_array_push(&a->detections, &a->ndetections, sizeof *d);
+    d->category = mime_utf8_clean(category, strlen(category), 32);
+    d->name = mime_utf8_clean(name, strlen(name), 256);
+    d->score = score < 0 ? 0 : score > 1 ? 1 : score;
+    d->evidence = evidence ? mime_utf8_clean(evidence, strlen(evidence), 1024) : NULL;
+}
+
 static void free_addresses(struct mime_address *v, size_t n)
 {
     for (size_t i = 0; i < n; i++) {
@@ -149,6 +161,12 @@ void analysis_free(struct analysis *a)
         free(a->urls[i].source);
     }
     free(a->urls);
+    for (size_t i = 0; i < a->ndetections; i++) {
+        free(a->detections[i].category);
+        free(a->detections[i].name);
+        free(a->detections[i].evidence);
+    }
+    free(a->detections);
     for (size_t i = 0; i < a->nflags; i++) {
         free(a->flags[i].name);
         free(a->flags[i].reason);

@@ -16,6 +16,7 @@
 #include "core/core.h"
 #include "mime/mime.h"
 #include "scan/scan.h"
+#include "detect/detect.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -151,6 +152,8 @@ static void analyse(const struct scan_request *req, const struct moat_config *cf
     struct mime_limits lim;
     mime_limits_default(&lim);
     struct analysis *a = mime_analyse(msg, maplen, &lim);
+    if (a)
+        detect_run(a, msg, maplen);
     if (map)
         munmap(map, maplen);
     if (!a) {
@@ -179,6 +182,9 @@ int scan_worker_main(int fd, const struct moat_config *cfg)
     signal(SIGPIPE, SIG_IGN);
     signal(SIGINT, SIG_IGN); /* the parent decides when we stop */
     signal(SIGHUP, SIG_IGN);
+    char err[600];
+    if (detect_init(cfg, err, sizeof err) < 0)
+        log_error("scan worker: detection runs degraded: %s", err);
     set_limits(cfg);
     for (;;) {
         struct scan_request req;

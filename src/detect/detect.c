@@ -1,0 +1,38 @@
+/*
+ * detect.c - runs the detectors of detect_int.h in a fixed order (see
+ * detect.h). The order matters only for evidence readability: malware
+ * first, then content signals, then the spam score that may use them.
+ */
+#include "core/core.h"
+#include "detect/detect_int.h"
+
+static const struct detector detectors[] = {
+    /* {"virus", detect_virus_init, detect_virus_run, detect_virus_shutdown}, ... */
+    {NULL, NULL, NULL, NULL},
+};
+
+int detect_init(const struct moat_config *cfg, char *err, size_t errsz)
+{
+    int rc = 0;
+    for (const struct detector *d = detectors; d->name; d++) {
+        char e[512];
+        if (d->init && d->init(cfg, e, sizeof e) < 0) {
+            snprintf(err, errsz, "%s: %s", d->name, e);
+            rc = -1;
+        }
+    }
+    return rc;
+}
+
+void detect_run(struct analysis *a, const char *msg, size_t len)
+{
+    for (const struct detector *d = detectors; d->name; d++)
+        d->run(a, msg, len);
+}
+
+void detect_shutdown(void)
+{
+    for (const struct detector *d = detectors; d->name; d++)
+        if (d->shutdown)
+            d->shutdown();
+}
