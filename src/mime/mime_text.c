@@ -235,6 +235,11 @@ static void out_utf8(struct out *o, const char *s, size_t n, bool clean, bool ke
     const unsigned char *p = (const unsigned char *)s;
     size_t i = 0, run = 0;
     while (i < n && !o->full) {
+        if (p[i] >= 0x20 && p[i] < 0x7F) { /* printable ASCII: the common case */
+            run++;
+            i++;
+            continue;
+        }
         size_t k = utf8_seq_len(p + i, n - i);
         bool bad = k == 0;
         bool ctl = k == 1 && (p[i] == 0 || (clean && (p[i] < 0x20 || p[i] == 0x7F) &&
