@@ -8,6 +8,7 @@
 
 static const struct detector detectors[] = {
     /* {"virus", detect_virus_init, detect_virus_run, detect_virus_shutdown}, ... */
+    {"virus", detect_virus_init, detect_virus_run, detect_virus_shutdown},
     {NULL, NULL, NULL, NULL},
 };
 

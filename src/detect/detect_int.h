@@ -17,4 +17,9 @@ struct detector {
 
 /* declarations of each detector's functions go below */
 
+/* detect_virus.c - libclamav signatures and malware heuristics */
+int detect_virus_init(const struct moat_config *cfg, char *err, size_t errsz);
+void detect_virus_run(struct analysis *a, const char *msg, size_t len);
+void detect_virus_shutdown(void);
+
 #endif

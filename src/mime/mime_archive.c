@@ -438,6 +438,8 @@ static void read_entry(struct mime_scan *s, struct archive *ar, const char *mpat
     }
 }
 
+void (*mime_decrypted_hook)(struct analysis *a, const char *path, const unsigned char *data, size_t len);
+
 static void flag_encrypted(struct mime_scan *s, const char *what)
 {
     char reason[1100];
@@ -569,6 +571,8 @@ static unsigned archive_walk(struct mime_scan *s, const char *path, const unsign
             if (ml >= 14 && strcasecmp(mpath + ml - 14, "vbaProject.bin") == 0)
                 mf.macros = true;
         }
+        if (enc && r.complete && mime_decrypted_hook)
+            mime_decrypted_hook(s->a, mpath, r.buf, r.len);
         if (r.complete && tt && !s->stopped)
             mime_blob_inspect(s, mpath, tt, r.buf, r.len, depth, &mf);
         if (m) {

@@ -89,6 +89,13 @@ size_t mime_password_harvest(const char *text, size_t len, char **out, size_t ma
  * over ratio x consumed, once produced is past MIME_ARCHIVE_RATIO_FLOOR */
 bool mime_archive_ratio_exceeded(uint64_t produced, uint64_t consumed, unsigned ratio);
 
+/* mime_decrypted_hook - when set (detect_virus.c sets it once per process),
+ * called with the bytes of every archive entry opened with a password while
+ * the message is analysed: the only moment those bytes exist, and scanners
+ * cannot decrypt them. path is the member path; the bytes are borrowed for
+ * the call. The hook may add detections to a. */
+extern void (*mime_decrypted_hook)(struct analysis *a, const char *path, const unsigned char *data, size_t len);
+
 /* the facts found in one blob (attachment or member), ORed upwards */
 struct mime_facts {
     bool encrypted, decrypted, macros, ole_objects, pdf_javascript, pdf_launch, pdf_open_action;

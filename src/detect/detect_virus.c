@@ -1,0 +1,404 @@
+/*
+ * detect_virus.c - the malware detector (issue 4, docs/detection.md
+ * "Malware"): libclamav signatures plus Moat's own static heuristics.
+ *
+ *   detect_virus_init      load and compile the ClamAV engine once per process
+ *   detect_virus_run       scan one analysed message, add "virus" detections
+ *   detect_virus_shutdown  free the engine
+ *
+ * Signatures: Moat's database shipped in the repository
+ * (data/signatures/moat.ndb, EICAR and whatever else we author) from
+ * $MOAT_SIGNATURES_DIR, else MOAT_DATADIR "/signatures" (a compile-time
+ * define, the source tree's data/ by default: an install must set it), plus
+ * the system ClamAV databases (cl_retdbdir(), /var/lib/clamav) when present.
+ * No network: nothing here downloads signatures.
+ *
+ * What is scanned: every attachment's decoded bytes (ClamAV unpacks its
+ * archives itself, within the engine limits below), the bytes of archive
+ * entries mime/ opened with a harvested password (ClamAV cannot decrypt;
+ * mime_archive.c hands them over through mime_decrypted_hook while the
+ * message is analysed), and the raw message through ClamAV's mail parser
+ * when nothing was found in the attachments (a virus in a body part).
+ *
+ * Limits: the engine's scan size, file size, file count and recursion
+ * follow the archive limits of PRODUCT.md §3 (mime_limits_default); a hit
+ * limit, an engine error or an attachment too large to keep is never
+ * "clean": it becomes a scan_exclusion detection ("virus scan incomplete").
+ *
+ * Security: runs in the scan workers on hostile bytes; libclamav parses
+ * them. The engine is read-only after cl_engine_compile.
+ */
+#include <clamav.h>
+
+#include "core/core.h"
+
+#include <ctype.h>
+#include <stdarg.h>
+#include <strings.h>
+#include <sys/stat.h>
+
+#include "detect/detect_int.h"
+#include "mime/mime_int.h"
+
+#ifndef MOAT_DATADIR
+#define MOAT_DATADIR "data"
+#endif
+
+#define VIRUS_MAX_SCANTIME_MS 30000u          /* per scan call */
+#define VIRUS_MAX_MEMBER_FINDINGS 5u          /* heuristic findings on archive members, per attachment */
+#define VIRUS_SMUGGLING_BLOB 16384u           /* base64 run that alone counts as "large" */
+#define VIRUS_SMUGGLING_BLOB_WITH_API 2048u   /* ... when atob()/Blob/msSaveOrOpenBlob is used */
+
+static struct cl_engine *engine;
+static char engine_err[256];
+
+/* scan_options - archive and every parser on, first match only, limit
+ * alerts on (so a limit hit is visible, then reported as scan_exclusion) */
+static void scan_options(struct cl_scan_options *o)
+{
+    memset(o, 0, sizeof *o);
+    o->parse = ~0u;
+    o->general = CL_SCAN_GENERAL_HEURISTICS;
+    o->heuristic = CL_SCAN_HEURISTIC_EXCEEDS_MAX;
+}
+
+static int load_dir(const char *dir, bool required, unsigned *sigs, char *err, size_t errsz)
+{
+    struct stat st;
+    if (stat(dir, &st) < 0) {
+        if (!required)
+            return 0;
+        snprintf(err, errsz, "signature directory %s: %s", dir, strerror(errno));
+        return -1;
+    }
+    cl_error_t rc = cl_load(dir, engine, sigs, CL_DB_STDOPT);
+    if (rc != CL_SUCCESS) {
+        snprintf(err, errsz, "loading signatures from %s: %s", dir, cl_strerror(rc));
+        return -1;
+    }
+    return 0;
+}
+
+static void scan_decrypted(struct analysis *a, const char *path, const unsigned char *data, size_t len);
+
+int detect_virus_init(const struct moat_config *cfg, char *err, size_t errsz)
+{
+    struct mime_limits l;
+    unsigned sigs = 0;
+    char dir[4096];
+    const char *env = getenv("MOAT_SIGNATURES_DIR");
+    cl_error_t rc;
+
+    if (engine)
+        return 0;
+    engine_err[0] = '\0';
+    if ((rc = cl_init(CL_INIT_DEFAULT)) != CL_SUCCESS) {
+        snprintf(err, errsz, "cl_init: %s", cl_strerror(rc));
+        goto fail;
+    }
+    engine = cl_engine_new();
+    if (!engine) {
+        snprintf(err, errsz, "cl_engine_new failed");
+        goto fail;
+    }
+    mime_limits_default(&l);
+    cl_engine_set_num(engine, CL_ENGINE_MAX_SCANSIZE, (long long)l.archive_total_bytes);
+    cl_engine_set_num(engine, CL_ENGINE_MAX_FILESIZE, (long long)l.archive_total_bytes);
+    cl_engine_set_num(engine, CL_ENGINE_MAX_FILES, (long long)l.archive_files);
+    /* the mail parser adds a level: the message, its part, then the archives */
+    cl_engine_set_num(engine, CL_ENGINE_MAX_RECURSION, (long long)l.archive_depth + 2);
+    cl_engine_set_num(engine, CL_ENGINE_MAX_SCANTIME, VIRUS_MAX_SCANTIME_MS);
+
+    if (env && *env)
+        snprintf(dir, sizeof dir, "%s", env);
+    else
+        snprintf(dir, sizeof dir, "%s/signatures", MOAT_DATADIR);
+    if (load_dir(dir, true, &sigs, err, errsz) < 0)
+        goto fail;
+    if (load_dir(cl_retdbdir(), false, &sigs, err, errsz) < 0)
+        goto fail;
+    if ((rc = cl_engine_compile(engine)) != CL_SUCCESS) {
+        snprintf(err, errsz, "cl_engine_compile: %s", cl_strerror(rc));
+        goto fail;
+    }
+    mime_decrypted_hook = scan_decrypted;
+    /* libclamav keeps the engine in mmap'ed pools that leak checkers do not
+     * see: free it at exit even when the caller never calls detect_shutdown */
+    {
+        static bool registered;
+        if (!registered && atexit(detect_virus_shutdown) == 0)
+            registered = true;
+    }
+    log_info("detect virus engine=libclamav-%s signatures=%u dir=%s", cl_retver(), sigs, dir);
+    return 0;
+fail:
+    snprintf(engine_err, sizeof engine_err, "%s", err);
+    if (engine) {
+        cl_engine_free(engine);
+        engine = NULL;
+    }
+    return -1;
+}
+
+void detect_virus_shutdown(void)
+{
+    if (mime_decrypted_hook == scan_decrypted)
+        mime_decrypted_hook = NULL;
+    if (engine)
+        cl_engine_free(engine);
+    engine = NULL;
+}
+
+/* is_mass_mailer - ClamAV names of self-mailing worms */
+static bool is_mass_mailer(const char *virname)
+{
+    static const char *const marks[] = {"worm", "massmail", "mass-mail", "mailer", "mydoom", "netsky",
+                                        "bagle", "sober", "klez", "sobig", "mimail", NULL};
+    char low[256];
+    size_t i;
+    for (i = 0; virname[i] && i < sizeof low - 1; i++)
+        low[i] = (char)tolower((unsigned char)virname[i]);
+    low[i] = '\0';
+    for (const char *const *m = marks; *m; m++)
+        if (strstr(low, *m))
+            return true;
+    return false;
+}
+
+/* add_virus - one signature match; where is the attachment name, a member
+ * path or NULL (found only in the message as a whole) */
+static void add_virus(struct analysis *a, const char *virname, const char *where)
+{
+    char name[256], ev[1400];
+    size_t n = strlen(virname);
+    static const char unofficial[] = ".UNOFFICIAL";
+    size_t ul = sizeof unofficial - 1;
+
+    /* ClamAV marks signatures outside its official databases; ours are */
+    if (n > ul && strcmp(virname + n - ul, unofficial) == 0)
+        n -= ul;
+    snprintf(name, sizeof name, "%.*s", (int)n, virname);
+    const char *type = is_mass_mailer(name) ? "uncleanable, mass-mailing"
+                       : where              ? "cleanable"
+                                            : "uncleanable, non-mass-mailing";
+    snprintf(ev, sizeof ev, "%s (%s)", where ? where : "message", type);
+    analysis_add_detection(a, "virus", name, 1.0, ev);
+}
+
+static void add_incomplete(struct analysis *a, const char *where, const char *why)
+{
+    char ev[1400];
+    snprintf(ev, sizeof ev, "virus scan incomplete: %s: %s", where, why);
+    analysis_add_detection(a, "scan_exclusion", "virus-scan-incomplete", 1.0, ev);
+}
+
+/* scan_bytes - one ClamAV scan; true when a virus was found */
+static bool scan_bytes(struct analysis *a, const void *data, size_t len, const char *where, bool whole_message)
+{
+    struct cl_scan_options o;
+    const char *virname = NULL;
+    unsigned long scanned = 0;
+    cl_fmap_t *map;
+    cl_error_t rc;
+
+    if (!len)
+        return false;
+    map = cl_fmap_open_memory(data, len);
+    if (!map) {
+        add_incomplete(a, where, "cannot map the bytes");
+        return false;
+    }
+    scan_options(&o);
+    rc = cl_scanmap_callback(map, where, &virname, &scanned, engine, &o, NULL);
+    cl_fmap_close(map);
+    if (rc == CL_CLEAN)
+        return false;
+    if (rc == CL_VIRUS && virname) {
+        if (strncmp(virname, "Heuristics.Limits.Exceeded", 26) == 0) {
+            char why[300];
+            snprintf(why, sizeof why, "limit reached (%s)", virname);
+            add_incomplete(a, where, why);
+            return false;
+        }
+        add_virus(a, virname, whole_message ? NULL : where);
+        return true;
+    }
+    add_incomplete(a, where, cl_strerror(rc));
+    return false;
+}
+
+/* scan_decrypted - mime_decrypted_hook: an archive entry opened with a
+ * password, which ClamAV could not have opened */
+static void scan_decrypted(struct analysis *a, const char *path, const unsigned char *data, size_t len)
+{
+    if (engine)
+        scan_bytes(a, data, len, path, false);
+}
+
+/* ---------------------------------------------------------------- heuristics */
+
+static bool ends_with(const char *s, const char *suffix)
+{
+    size_t n = strlen(s), m = strlen(suffix);
+    return n >= m && strcasecmp(s + n - m, suffix) == 0;
+}
+
+static bool is_executable_type(const char *t)
+{
+    static const char *const types[] = {
+        "application/x-dosexec", "application/vnd.microsoft.portable-executable", "application/x-msdownload",
+        "application/x-executable", "application/x-sharedlib", "application/x-pie-executable",
+        "application/x-mach-binary", "application/x-elf", "text/x-shellscript", "text/x-msdos-batch",
+        "application/x-ms-shortcut", "text/x-perl", "text/x-python", "application/x-bytecode.python",
+        "application/java-archive", "application/x-java-applet", NULL};
+    if (!t)
+        return false;
+    for (const char *const *p = types; *p; p++)
+        if (strcasecmp(t, *p) == 0)
+            return true;
+    return false;
+}
+
+static const char *risky_extension(const char *name)
+{
+    static const char *const exts[] = {".js", ".jse", ".vbs", ".vbe", ".wsf", ".hta", ".lnk", ".iso",
+                                       ".img", ".scr", ".ps1", NULL};
+    if (!name)
+        return NULL;
+    for (const char *const *e = exts; *e; e++)
+        if (ends_with(name, *e))
+            return *e + 1;
+    return NULL;
+}
+
+static void heur(struct analysis *a, const char *name, double score, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+static void heur(struct analysis *a, const char *name, double score, const char *fmt, ...)
+{
+    char ev[1400];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(ev, sizeof ev, fmt, ap);
+    va_end(ap);
+    analysis_add_detection(a, "virus", name, score, ev);
+}
+
+/* longest_base64_run - the longest run of base64 alphabet characters */
+static size_t longest_base64_run(const unsigned char *p, size_t n)
+{
+    size_t best = 0, run = 0;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = p[i];
+        if (isalnum(c) || c == '+' || c == '/' || c == '=')
+            run++;
+        else {
+            if (run > best)
+                best = run;
+            run = 0;
+        }
+    }
+    return run > best ? run : best;
+}
+
+static bool contains_ci(const unsigned char *p, size_t n, const char *needle)
+{
+    size_t m = strlen(needle);
+    for (size_t i = 0; m <= n && i <= n - m; i++)
+        if (strncasecmp((const char *)p + i, needle, m) == 0)
+            return true;
+    return false;
+}
+
+/* html_smuggling - an HTML attachment that carries a large encoded blob and
+ * the script to turn it back into a file */
+static bool html_smuggling(const struct mime_attachment *at)
+{
+    bool html = (at->true_type && strcmp(at->true_type, "text/html") == 0) ||
+                (at->extension && (strcmp(at->extension, "html") == 0 || strcmp(at->extension, "htm") == 0 ||
+                                   strcmp(at->extension, "shtml") == 0 || strcmp(at->extension, "xhtml") == 0));
+    if (!html || !at->data || !contains_ci(at->data, at->size, "<script"))
+        return false;
+    size_t run = longest_base64_run(at->data, at->size);
+    if (run >= VIRUS_SMUGGLING_BLOB)
+        return true;
+    bool api = contains_ci(at->data, at->size, "atob(") || contains_ci(at->data, at->size, "new blob") ||
+               contains_ci(at->data, at->size, "mssaveoropenblob") ||
+               contains_ci(at->data, at->size, "createobjecturl");
+    return api && run >= VIRUS_SMUGGLING_BLOB_WITH_API;
+}
+
+static void heuristics(struct analysis *a, const struct mime_attachment *at)
+{
+    const char *fn = at->filename && at->filename[0] ? at->filename : "attachment";
+    const char *ext;
+
+    if (is_executable_type(at->true_type))
+        heur(a, "Heuristics.Executable", 0.6, "%s (%s)", fn, at->true_type);
+    const struct mime_member *closed = NULL;
+    size_t nclosed = 0;
+    unsigned reported = 0; /* member findings: the first few say enough */
+    for (size_t i = 0; i < at->nmembers; i++) {
+        const struct mime_member *m = &at->members[i];
+        if (reported < VIRUS_MAX_MEMBER_FINDINGS && is_executable_type(m->true_type)) {
+            heur(a, "Heuristics.Executable", 0.6, "%s (%s, in an archive)", m->path, m->true_type);
+            reported++;
+        }
+        if (reported < VIRUS_MAX_MEMBER_FINDINGS && (ext = risky_extension(m->path))) {
+            heur(a, "Heuristics.RiskyType", 0.6, "%s (.%s file in an archive)", m->path, ext);
+            reported++;
+        }
+        if (m->encrypted && !m->decrypted && nclosed++ == 0)
+            closed = m;
+    }
+    if (closed) {
+        char more[64] = "";
+        if (nclosed > 1)
+            snprintf(more, sizeof more, " and %zu more", nclosed - 1);
+        heur(a, "Heuristics.Encrypted", 0.5, "%s%s (password-protected, could not be opened: not scanned)",
+             closed->path, more);
+    }
+    if (at->double_extension)
+        heur(a, "Heuristics.DoubleExtension", 0.7, "%s%s", fn, "");
+    if (at->name_bidi)
+        heur(a, "Heuristics.BidiName", 0.8, "%s%s", fn, " (right-to-left override in the file name)");
+    if (at->macros)
+        heur(a, "Heuristics.Macro", 0.4, "%s%s", fn, " (Office macros)");
+    if ((ext = risky_extension(at->filename)))
+        heur(a, "Heuristics.RiskyType", 0.6, "%s (.%s attachment)", fn, ext);
+    if (html_smuggling(at))
+        heur(a, "Heuristics.HTMLSmuggling", 0.7, "%s%s", fn, " (HTML with a large encoded blob and script)");
+    if (at->encrypted && !at->decrypted && !at->nmembers)
+        heur(a, "Heuristics.Encrypted", 0.5, "%s%s", fn, " (password-protected, could not be opened: not scanned)");
+}
+
+static bool has_virus(const struct analysis *a)
+{
+    for (size_t i = 0; i < a->ndetections; i++)
+        if (strcmp(a->detections[i].category, "virus") == 0 && a->detections[i].score >= 1.0)
+            return true;
+    return false;
+}
+
+void detect_virus_run(struct analysis *a, const char *msg, size_t len)
+{
+    bool found = has_virus(a); /* decrypted entries were scanned during mime_analyse */
+
+    for (size_t i = 0; i < a->nattachments; i++)
+        heuristics(a, &a->attachments[i]);
+    if (!engine) {
+        add_incomplete(a, "message", engine_err[0] ? engine_err : "the virus engine is not loaded");
+        return;
+    }
+    for (size_t i = 0; i < a->nattachments; i++) {
+        const struct mime_attachment *at = &a->attachments[i];
+        const char *fn = at->filename && at->filename[0] ? at->filename : "attachment";
+        if (!at->data) {
+            if (at->size)
+                add_incomplete(a, fn, "too large to keep for scanning");
+            continue;
+        }
+        found |= scan_bytes(a, at->data, at->size, fn, false);
+    }
+    if (!found)
+        scan_bytes(a, msg, len, "message", true);
+}
