@@ -48,6 +48,8 @@ int moatctl_cmd_export(struct moatctl *ctx, int argc, char **argv);
 extern const struct moatctl_cmd moatctl_queue_cmds[];
 /* moatctl_scan.c */
 int moatctl_cmd_scan(struct moatctl *ctx, int argc, char **argv);
+/* moatctl_train.c */
+int moatctl_cmd_train(struct moatctl *ctx, int argc, char **argv);
 
 /* moatctl_error - print "moatctl: <msg>" on stderr; returns code */
 int moatctl_error(int code, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

@@ -9,6 +9,7 @@
 static const struct detector detectors[] = {
     /* {"virus", detect_virus_init, detect_virus_run, detect_virus_shutdown}, ... */
     {"virus", detect_virus_init, detect_virus_run, detect_virus_shutdown},
+    {"spam", detect_spam_init, detect_spam_run, detect_spam_shutdown},
     {NULL, NULL, NULL, NULL},
 };
 

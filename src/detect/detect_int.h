@@ -22,4 +22,55 @@ int detect_virus_init(const struct moat_config *cfg, char *err, size_t errsz);
 void detect_virus_run(struct analysis *a, const char *msg, size_t len);
 void detect_virus_shutdown(void);
 
+/* detect_spam.c - spam score (classifier + rules) and the spam/phishing test
+ * strings; detect_spam_model.c - tokenizer, features, model file, trainer
+ * (also used by `moatctl train` and the unit tests) */
+int detect_spam_init(const struct moat_config *cfg, char *err, size_t errsz);
+void detect_spam_run(struct analysis *a, const char *msg, size_t len);
+void detect_spam_shutdown(void);
+
+/* spam levels: caught at a level when spam_score >= its threshold */
+#define SPAM_T_LOWEST 0.995
+#define SPAM_T_LOW 0.98
+#define SPAM_T_MODERATE 0.93
+#define SPAM_T_HIGH 0.8
+#define SPAM_T_HIGHEST 0.6
+struct spam_level {
+    const char *name;
+    double threshold;
+};
+extern const struct spam_level spam_levels[5]; /* lowest .. highest */
+/* spam_level_matched - the least sensitive level that catches score, or NULL */
+const char *spam_level_matched(double score);
+
+#define SPAM_MAX_FEATURES 4000 /* features per message */
+#define SPAM_MODEL_BITS 20     /* default: 2^20 weights, 2 MB */
+struct spam_model;
+struct spam_trainer;
+typedef void (*spam_emit_fn)(char kind, const char *tok, size_t n, void *arg);
+/* spam_tokenize - words (ASCII lower-cased) with kind prefix, word pairs ('b'
+ * when prefix is 'w'), CJK character bigrams ('c' for body text, else prefix) */
+void spam_tokenize(const char *text, size_t len, char prefix, spam_emit_fn emit, void *arg);
+/* spam_extract - every token of an analysis (see detect_spam_model.c) */
+void spam_extract(const struct analysis *a, spam_emit_fn emit, void *arg);
+uint32_t spam_hash(char kind, const char *tok, size_t n);
+/* spam_features - sorted unique feature hashes, at most max */
+size_t spam_features(const struct analysis *a, uint32_t *out, size_t max);
+struct spam_model *spam_model_new(unsigned bits); /* NULL if bits not in 16..24 */
+void spam_model_free(struct spam_model *m);
+double spam_model_score(const struct spam_model *m, const uint32_t *f, size_t n);
+double spam_model_weight(const struct spam_model *m, uint32_t h);
+void spam_model_counts(const struct spam_model *m, uint32_t *nspam, uint32_t *nham);
+unsigned char *spam_model_serialise(const struct spam_model *m, size_t *len);
+struct spam_model *spam_model_parse(const unsigned char *p, size_t len, char *err, size_t errsz);
+int spam_model_save(const struct spam_model *m, const char *path, char *err, size_t errsz);
+struct spam_model *spam_model_load(const char *path, char *err, size_t errsz);
+/* detect_spam_set_model - replace the process' model (tests); takes ownership */
+void detect_spam_set_model(struct spam_model *m);
+struct spam_trainer *spam_trainer_new(unsigned bits);
+void spam_trainer_add(struct spam_trainer *t, const struct analysis *a, bool spam);
+size_t spam_trainer_count(const struct spam_trainer *t);
+struct spam_model *spam_trainer_finish(struct spam_trainer *t, unsigned epochs);
+void spam_trainer_free(struct spam_trainer *t);
+
 #endif

@@ -1,0 +1,637 @@
+/*
+ * detect_spam_model.c - the spam classifier: tokenizer, hashed features,
+ * the logistic-regression model (file format, load/save) and its trainer.
+ *
+ * Features (each hashed to 32 bits, FNV-1a + a murmur finaliser, with a
+ * one-letter kind prefix; bounded to SPAM_MAX_FEATURES per message, unique):
+ *   w  body word (Latin / other scripts: runs of letters and digits, ASCII
+ *      lower-cased, 2..30 bytes; long numbers collapse to "#<digits>")
+ *   b  adjacent body word pair ("click here")
+ *   c  CJK character bigram (Han, kana, Hangul: text without spaces, PRODUCT.md
+ *      "Japanese mail"); a lone CJK character is a unigram
+ *   s  subject word / CJK bigram
+ *   u  URL host, d its last two labels
+ *   f  From domain; m X-Mailer words; p part content types; k charsets;
+ *   e  attachment extensions; r structural facts (html-only, URL count bucket...)
+ * Collector-specific headers (Received, X-Spam-*, ...) are never read.
+ *
+ * Model: score = sigmoid(bias + sum(w[h & mask]) / sqrt(n)) over the n unique
+ * features. Trained by AdaGrad logistic regression, a fixed number of epochs
+ * over the messages in a deterministic shuffled order.
+ *
+ * File format (little-endian), validated on load (it is input):
+ *   "MOATSPAM" | u32 version (1) | u32 bits (16..24) | f32 scale | f32 bias |
+ *   u32 nspam | u32 nham | i16 weight[1 << bits] | u64 FNV-1a of all before
+ * weight = i16 * scale.
+ */
+#include "core/core.h"
+
+#include <errno.h>
+#include <math.h>
+
+#include "detect/detect_int.h"
+
+#define SPAM_MAGIC "MOATSPAM"
+#define SPAM_VERSION 1u
+#define SPAM_HDR 32u
+#define SPAM_TEXT_MAX (64 * 1024) /* body bytes tokenised */
+
+struct spam_model {
+    unsigned bits;
+    uint32_t mask;
+    float scale, bias;
+    uint32_t nspam, nham;
+    int16_t *w;
+};
+
+/* ---------------------------------------------------------------- tokens */
+
+static uint32_t utf8_next(const unsigned char *s, size_t len, size_t *i)
+{
+    unsigned char c = s[*i];
+    uint32_t cp;
+    size_t n;
+    if (c < 0x80) {
+        (*i)++;
+        return c;
+    } else if ((c & 0xE0) == 0xC0) {
+        cp = c & 0x1F;
+        n = 1;
+    } else if ((c & 0xF0) == 0xE0) {
+        cp = c & 0x0F;
+        n = 2;
+    } else if ((c & 0xF8) == 0xF0) {
+        cp = c & 0x07;
+        n = 3;
+    } else {
+        (*i)++;
+        return 0xFFFD;
+    }
+    if (*i + n >= len) {
+        *i = len;
+        return 0xFFFD;
+    }
+    for (size_t k = 1; k <= n; k++) {
+        unsigned char d = s[*i + k];
+        if ((d & 0xC0) != 0x80) {
+            *i += k;
+            return 0xFFFD;
+        }
+        cp = (cp << 6) | (d & 0x3F);
+    }
+    *i += n + 1;
+    return cp;
+}
+
+static bool is_cjk(uint32_t c)
+{
+    return (c >= 0x3040 && c <= 0x30FF) || (c >= 0x3400 && c <= 0x4DBF) || (c >= 0x4E00 && c <= 0x9FFF) ||
+           (c >= 0xF900 && c <= 0xFAFF) || (c >= 0xAC00 && c <= 0xD7AF) || (c >= 0xFF66 && c <= 0xFF9F) ||
+           c == 0x3005;
+}
+
+static bool is_word(uint32_t c)
+{
+    if (c < 0x80)
+        return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '$';
+    if (c == 0xFFFD || (c >= 0x2000 && c <= 0x2BFF) || (c >= 0x3000 && c <= 0x303F) ||
+        (c >= 0xFF00 && c <= 0xFF0F) || (c >= 0xFE00 && c <= 0xFE0F) || c == 0xA0 || c == 0xAD)
+        return false;
+    return !is_cjk(c);
+}
+
+struct tok_state {
+    spam_emit_fn emit;
+    void *arg;
+    char prefix;
+    char prev[32];
+    size_t prevlen;
+};
+
+static void emit_word(struct tok_state *t, const char *w, size_t n)
+{
+    char tmp[32];
+    if (n < 2 || n > 30) {
+        t->prevlen = 0;
+        return;
+    }
+    size_t digits = 0;
+    for (size_t i = 0; i < n; i++)
+        digits += w[i] >= '0' && w[i] <= '9';
+    if (digits == n && n > 4) {
+        n = (size_t)snprintf(tmp, sizeof tmp, "#%zu", n);
+        w = tmp;
+    } else {
+        for (size_t i = 0; i < n; i++)
+            tmp[i] = (w[i] >= 'A' && w[i] <= 'Z') ? (char)(w[i] + 32) : w[i];
+        w = tmp;
+    }
+    t->emit(t->prefix, w, n, t->arg);
+    if (t->prefix == 'w' && t->prevlen) {
+        char pair[64];
+        memcpy(pair, t->prev, t->prevlen);
+        pair[t->prevlen] = ' ';
+        memcpy(pair + t->prevlen + 1, w, n);
+        t->emit('b', pair, t->prevlen + 1 + n, t->arg);
+    }
+    memcpy(t->prev, w, n);
+    t->prevlen = n;
+}
+
+void spam_tokenize(const char *text, size_t len, char prefix, spam_emit_fn emit, void *arg)
+{
+    const unsigned char *s = (const unsigned char *)text;
+    struct tok_state t = {.emit = emit, .arg = arg, .prefix = prefix};
+    char cjk = prefix == 'w' ? 'c' : prefix;
+    size_t i = 0, wstart = 0, wlen = 0;
+    size_t cprev = 0, cprevlen = 0, crun = 0; /* previous CJK char and run length */
+    bool inword = false;
+    while (i < len) {
+        size_t at = i;
+        uint32_t c = utf8_next(s, len, &i);
+        if (is_word(c)) {
+            if (crun == 1)
+                emit(cjk, text + cprev, cprevlen, arg);
+            crun = 0;
+            if (!inword) {
+                inword = true;
+                wstart = at;
+            }
+            wlen = i - wstart;
+            continue;
+        }
+        if (inword) {
+            emit_word(&t, text + wstart, wlen);
+            inword = false;
+        }
+        if (is_cjk(c)) {
+            t.prevlen = 0;
+            if (crun >= 1)
+                emit(cjk, text + cprev, i - cprev, arg);
+            cprev = at;
+            cprevlen = i - at;
+            crun++;
+        } else {
+            if (crun == 1)
+                emit(cjk, text + cprev, cprevlen, arg);
+            crun = 0;
+            if (c != ' ' && c != '\t' && c != '\n' && c != '\r' && c != '-' && c != '\'')
+                t.prevlen = 0; /* punctuation breaks word pairs */
+        }
+    }
+    if (inword)
+        emit_word(&t, text + wstart, wlen);
+    if (crun == 1)
+        emit(cjk, text + cprev, cprevlen, arg);
+}
+
+static void emit_str(spam_emit_fn emit, void *arg, char kind, const char *s)
+{
+    if (s && *s)
+        emit(kind, s, strnlen(s, 200), arg);
+}
+
+static const char *domain_of(const char *addr)
+{
+    const char *at = addr ? strrchr(addr, '@') : NULL;
+    return at ? at + 1 : NULL;
+}
+
+static bool ip_literal(const char *h)
+{
+    if (!h || !*h)
+        return false;
+    if (h[0] == '[' || strchr(h, ':'))
+        return true;
+    for (const char *p = h; *p; p++)
+        if (!((*p >= '0' && *p <= '9') || *p == '.'))
+            return false;
+    return true;
+}
+
+void spam_extract(const struct analysis *a, spam_emit_fn emit, void *arg)
+{
+    char tmp[300];
+    if (a->subject)
+        spam_tokenize(a->subject, strnlen(a->subject, 1000), 's', emit, arg);
+    if (a->nfrom && a->from[0].address) {
+        const char *d = domain_of(a->from[0].address);
+        if (d) {
+            size_t n = core_strlcpy(tmp, d, sizeof tmp);
+            for (size_t i = 0; i < n && i < sizeof tmp; i++)
+                if (tmp[i] >= 'A' && tmp[i] <= 'Z')
+                    tmp[i] = (char)(tmp[i] + 32);
+            emit_str(emit, arg, 'f', tmp);
+        }
+    }
+    for (size_t i = 0; i < a->nheaders; i++)
+        if (a->headers[i].name && core_strcaseeq(a->headers[i].name, "x-mailer") && a->headers[i].value) {
+            spam_tokenize(a->headers[i].value, strnlen(a->headers[i].value, 200), 'm', emit, arg);
+            break;
+        }
+    bool plain = false, html = false;
+    for (size_t i = 0; i < a->nparts && i < 50; i++) {
+        emit_str(emit, arg, 'p', a->parts[i].content_type);
+        if (a->parts[i].charset) {
+            size_t n = core_strlcpy(tmp, a->parts[i].charset, 64);
+            for (size_t k = 0; k < n && k < 64; k++)
+                if (tmp[k] >= 'A' && tmp[k] <= 'Z')
+                    tmp[k] = (char)(tmp[k] + 32);
+            emit_str(emit, arg, 'k', tmp);
+        }
+        if (a->parts[i].content_type && a->parts[i].is_text) {
+            plain |= strcmp(a->parts[i].content_type, "text/plain") == 0;
+            html |= strcmp(a->parts[i].content_type, "text/html") == 0;
+        }
+    }
+    for (size_t i = 0; i < a->nattachments && i < 50; i++)
+        emit_str(emit, arg, 'e', a->attachments[i].extension);
+    emit_str(emit, arg, 'r', html && !plain ? "html-only" : html ? "html-and-plain" : "plain-only");
+    size_t nu = a->nurls, bucket = 0;
+    while (nu) {
+        bucket++;
+        nu >>= 1;
+    }
+    snprintf(tmp, sizeof tmp, "urls-%zu", bucket);
+    emit_str(emit, arg, 'r', tmp);
+    bool iplit = false;
+    for (size_t i = 0; i < a->nurls && i < 200; i++) {
+        const char *h = a->urls[i].host;
+        if (!h || !*h)
+            continue;
+        iplit |= ip_literal(h);
+        emit_str(emit, arg, 'u', h);
+        const char *dot = strrchr(h, '.');
+        if (dot) {
+            const char *p = dot;
+            while (p > h && p[-1] != '.')
+                p--;
+            emit_str(emit, arg, 'd', p);
+        }
+    }
+    if (iplit)
+        emit_str(emit, arg, 'r', "ip-literal-url");
+    if (!a->date)
+        emit_str(emit, arg, 'r', "no-date");
+    if (!a->message_id)
+        emit_str(emit, arg, 'r', "no-message-id");
+    if (a->text)
+        spam_tokenize(a->text, a->text_len < SPAM_TEXT_MAX ? a->text_len : SPAM_TEXT_MAX, 'w', emit, arg);
+}
+
+uint32_t spam_hash(char kind, const char *tok, size_t n)
+{
+    uint32_t h = 2166136261u;
+    h = (h ^ (unsigned char)kind) * 16777619u;
+    for (size_t i = 0; i < n; i++)
+        h = (h ^ (unsigned char)tok[i]) * 16777619u;
+    h ^= h >> 16;
+    h *= 0x85ebca6bu;
+    h ^= h >> 13;
+    h *= 0xc2b2ae35u;
+    h ^= h >> 16;
+    return h;
+}
+
+struct collect {
+    uint32_t *out;
+    size_t n, max;
+};
+
+static void collect_emit(char kind, const char *tok, size_t n, void *arg)
+{
+    struct collect *c = arg;
+    if (c->n < c->max)
+        c->out[c->n++] = spam_hash(kind, tok, n);
+}
+
+static int cmp_u32(const void *x, const void *y)
+{
+    uint32_t a = *(const uint32_t *)x, b = *(const uint32_t *)y;
+    return a < b ? -1 : a > b;
+}
+
+size_t spam_features(const struct analysis *a, uint32_t *out, size_t max)
+{
+    struct collect c = {out, 0, max};
+    spam_extract(a, collect_emit, &c);
+    qsort(out, c.n, sizeof *out, cmp_u32);
+    size_t k = 0;
+    for (size_t i = 0; i < c.n; i++)
+        if (k == 0 || out[k - 1] != out[i])
+            out[k++] = out[i];
+    return k;
+}
+
+/* ---------------------------------------------------------------- model */
+
+struct spam_model *spam_model_new(unsigned bits)
+{
+    if (bits < 16 || bits > 24)
+        return NULL;
+    struct spam_model *m = xcalloc(1, sizeof *m);
+    m->bits = bits;
+    m->mask = (1u << bits) - 1;
+    m->scale = 1.0f;
+    m->w = xcalloc((size_t)1 << bits, sizeof *m->w);
+    return m;
+}
+
+void spam_model_free(struct spam_model *m)
+{
+    if (!m)
+        return;
+    free(m->w);
+    free(m);
+}
+
+double spam_model_weight(const struct spam_model *m, uint32_t h)
+{
+    return (double)m->w[h & m->mask] * m->scale;
+}
+
+double spam_model_score(const struct spam_model *m, const uint32_t *f, size_t n)
+{
+    double z = 0;
+    for (size_t i = 0; i < n; i++)
+        z += spam_model_weight(m, f[i]);
+    z = m->bias + (n ? z / sqrt((double)n) : 0);
+    return 1.0 / (1.0 + exp(-z));
+}
+
+static uint64_t fnv64(const unsigned char *p, size_t n)
+{
+    uint64_t h = 14695981039346656037ull;
+    for (size_t i = 0; i < n; i++)
+        h = (h ^ p[i]) * 1099511628211ull;
+    return h;
+}
+
+static void put32(unsigned char *p, uint32_t v)
+{
+    for (int i = 0; i < 4; i++)
+        p[i] = (unsigned char)(v >> (8 * i));
+}
+
+static uint32_t get32(const unsigned char *p)
+{
+    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
+
+static uint32_t f2u(float f)
+{
+    uint32_t u;
+    memcpy(&u, &f, 4);
+    return u;
+}
+
+static float u2f(uint32_t u)
+{
+    float f;
+    memcpy(&f, &u, 4);
+    return f;
+}
+
+unsigned char *spam_model_serialise(const struct spam_model *m, size_t *len)
+{
+    size_t nw = (size_t)1 << m->bits;
+    size_t n = SPAM_HDR + 2 * nw + 8;
+    unsigned char *p = xmalloc(n);
+    memcpy(p, SPAM_MAGIC, 8);
+    put32(p + 8, SPAM_VERSION);
+    put32(p + 12, m->bits);
+    put32(p + 16, f2u(m->scale));
+    put32(p + 20, f2u(m->bias));
+    put32(p + 24, m->nspam);
+    put32(p + 28, m->nham);
+    for (size_t i = 0; i < nw; i++) {
+        uint16_t v = (uint16_t)m->w[i];
+        p[SPAM_HDR + 2 * i] = (unsigned char)v;
+        p[SPAM_HDR + 2 * i + 1] = (unsigned char)(v >> 8);
+    }
+    uint64_t h = fnv64(p, n - 8);
+    put32(p + n - 8, (uint32_t)h);
+    put32(p + n - 4, (uint32_t)(h >> 32));
+    *len = n;
+    return p;
+}
+
+struct spam_model *spam_model_parse(const unsigned char *p, size_t len, char *err, size_t errsz)
+{
+    if (len < SPAM_HDR + 8 || memcmp(p, SPAM_MAGIC, 8) != 0) {
+        snprintf(err, errsz, "not a Moat spam model (bad magic or too short)");
+        return NULL;
+    }
+    uint32_t ver = get32(p + 8), bits = get32(p + 12);
+    if (ver != SPAM_VERSION) {
+        snprintf(err, errsz, "unsupported spam model version %u", ver);
+        return NULL;
+    }
+    if (bits < 16 || bits > 24) {
+        snprintf(err, errsz, "bad spam model size (bits %u)", bits);
+        return NULL;
+    }
+    size_t nw = (size_t)1 << bits;
+    if (len != SPAM_HDR + 2 * nw + 8) {
+        snprintf(err, errsz, "spam model truncated or padded (%zu bytes, expected %zu)", len,
+                 SPAM_HDR + 2 * nw + 8);
+        return NULL;
+    }
+    uint64_t h = fnv64(p, len - 8);
+    if (get32(p + len - 8) != (uint32_t)h || get32(p + len - 4) != (uint32_t)(h >> 32)) {
+        snprintf(err, errsz, "spam model checksum mismatch (corrupted)");
+        return NULL;
+    }
+    float scale = u2f(get32(p + 16)), bias = u2f(get32(p + 20));
+    if (!isfinite(scale) || scale <= 0 || scale > 1000 || !isfinite(bias) || fabsf(bias) > 1000) {
+        snprintf(err, errsz, "spam model has invalid parameters");
+        return NULL;
+    }
+    struct spam_model *m = spam_model_new(bits);
+    m->scale = scale;
+    m->bias = bias;
+    m->nspam = get32(p + 24);
+    m->nham = get32(p + 28);
+    for (size_t i = 0; i < nw; i++)
+        m->w[i] = (int16_t)(uint16_t)(p[SPAM_HDR + 2 * i] | p[SPAM_HDR + 2 * i + 1] << 8);
+    return m;
+}
+
+int spam_model_save(const struct spam_model *m, const char *path, char *err, size_t errsz)
+{
+    size_t n;
+    unsigned char *p = spam_model_serialise(m, &n);
+    char tmp[4096];
+    snprintf(tmp, sizeof tmp, "%s.tmp", path);
+    FILE *f = fopen(tmp, "wb");
+    if (!f) {
+        snprintf(err, errsz, "%s: %s", tmp, strerror(errno));
+        free(p);
+        return -1;
+    }
+    bool ok = fwrite(p, 1, n, f) == n;
+    ok &= fclose(f) == 0;
+    free(p);
+    if (!ok || rename(tmp, path) != 0) {
+        snprintf(err, errsz, "cannot write %s: %s", path, strerror(errno));
+        unlink(tmp);
+        return -1;
+    }
+    return 0;
+}
+
+struct spam_model *spam_model_load(const char *path, char *err, size_t errsz)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        snprintf(err, errsz, "%s: %s", path, strerror(errno));
+        return NULL;
+    }
+    size_t cap = SPAM_HDR + 2 * ((size_t)1 << 24) + 8 + 1, n = 0;
+    unsigned char *p = xmalloc(cap);
+    size_t r;
+    while ((r = fread(p + n, 1, cap - n, f)) > 0 && n + r < cap)
+        n += r;
+    n += r;
+    bool bad = ferror(f);
+    fclose(f);
+    if (bad) {
+        snprintf(err, errsz, "%s: read error", path);
+        free(p);
+        return NULL;
+    }
+    char e[200];
+    struct spam_model *m = spam_model_parse(p, n, e, sizeof e);
+    free(p);
+    if (!m)
+        snprintf(err, errsz, "%s: %s", path, e);
+    return m;
+}
+
+void spam_model_counts(const struct spam_model *m, uint32_t *nspam, uint32_t *nham)
+{
+    *nspam = m->nspam;
+    *nham = m->nham;
+}
+
+/* ---------------------------------------------------------------- training */
+
+struct spam_trainer {
+    unsigned bits;
+    uint32_t **feat;
+    uint32_t *nfeat;
+    bool *label;
+    size_t n, cap;
+};
+
+struct spam_trainer *spam_trainer_new(unsigned bits)
+{
+    if (bits < 16 || bits > 24)
+        return NULL;
+    struct spam_trainer *t = xcalloc(1, sizeof *t);
+    t->bits = bits;
+    return t;
+}
+
+void spam_trainer_add(struct spam_trainer *t, const struct analysis *a, bool spam)
+{
+    uint32_t *f = xmalloc(SPAM_MAX_FEATURES * sizeof *f);
+    size_t n = spam_features(a, f, SPAM_MAX_FEATURES);
+    if (t->n == t->cap) {
+        t->cap = t->cap ? t->cap * 2 : 1024;
+        t->feat = xrealloc(t->feat, t->cap * sizeof *t->feat);
+        t->nfeat = xrealloc(t->nfeat, t->cap * sizeof *t->nfeat);
+        t->label = xrealloc(t->label, t->cap * sizeof *t->label);
+    }
+    t->feat[t->n] = n ? xrealloc(f, n * sizeof *f) : (free(f), NULL);
+    t->nfeat[t->n] = (uint32_t)n;
+    t->label[t->n] = spam;
+    t->n++;
+}
+
+static uint64_t xorshift(uint64_t *s)
+{
+    uint64_t x = *s;
+    x ^= x << 13;
+    x ^= x >> 7;
+    x ^= x << 17;
+    return *s = x;
+}
+
+struct spam_model *spam_trainer_finish(struct spam_trainer *t, unsigned epochs)
+{
+    size_t nw = (size_t)1 << t->bits;
+    uint32_t mask = (uint32_t)nw - 1;
+    float *w = xcalloc(nw, sizeof *w), *g2 = xcalloc(nw, sizeof *g2);
+    double bias = 0, bg2 = 0;
+    const double lr = 0.5, ham_weight = 2.0; /* false positives cost more */
+    size_t *order = xmalloc((t->n ? t->n : 1) * sizeof *order);
+    uint32_t nspam = 0, nham = 0;
+    for (size_t i = 0; i < t->n; i++) {
+        order[i] = i;
+        if (t->label[i])
+            nspam++;
+        else
+            nham++;
+    }
+    uint64_t seed = 0x9E3779B97F4A7C15ull;
+    for (unsigned e = 0; e < epochs; e++) {
+        for (size_t i = t->n; i > 1; i--) {
+            size_t j = (size_t)(xorshift(&seed) % i);
+            size_t tmp = order[i - 1];
+            order[i - 1] = order[j];
+            order[j] = tmp;
+        }
+        for (size_t k = 0; k < t->n; k++) {
+            size_t i = order[k];
+            const uint32_t *f = t->feat[i];
+            size_t n = t->nfeat[i];
+            double x = n ? 1.0 / sqrt((double)n) : 0, z = 0;
+            for (size_t j = 0; j < n; j++)
+                z += w[f[j] & mask];
+            z = bias + z * x;
+            double p = 1.0 / (1.0 + exp(-z)), y = t->label[i] ? 1.0 : 0.0;
+            double g = (p - y) * (t->label[i] ? 1.0 : ham_weight);
+            for (size_t j = 0; j < n; j++) {
+                uint32_t b = f[j] & mask;
+                double gj = g * x;
+                g2[b] += (float)(gj * gj);
+                w[b] -= (float)(lr * gj / sqrt(g2[b] + 1e-6));
+            }
+            bg2 += g * g;
+            bias -= lr * g / sqrt(bg2 + 1e-6);
+        }
+    }
+    float mx = 0;
+    for (size_t i = 0; i < nw; i++)
+        if (fabsf(w[i]) > mx)
+            mx = fabsf(w[i]);
+    struct spam_model *m = spam_model_new(t->bits);
+    m->scale = mx > 0 ? mx / 32767.0f : 1.0f;
+    m->bias = (float)bias;
+    m->nspam = nspam;
+    m->nham = nham;
+    for (size_t i = 0; i < nw; i++)
+        m->w[i] = (int16_t)lrintf(w[i] / m->scale);
+    free(w);
+    free(g2);
+    free(order);
+    return m;
+}
+
+size_t spam_trainer_count(const struct spam_trainer *t)
+{
+    return t->n;
+}
+
+void spam_trainer_free(struct spam_trainer *t)
+{
+    if (!t)
+        return;
+    for (size_t i = 0; i < t->n; i++)
+        free(t->feat[i]);
+    free(t->feat);
+    free(t->nfeat);
+    free(t->label);
+    free(t);
+}

@@ -1,0 +1,252 @@
+/* test_detect_spam.c - spam detector: test strings, model file, tokenizer, training */
+#include "core/core.h"
+
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <cmocka.h>
+
+#include "detect/detect_int.h"
+#include "mime/mime.h"
+
+static struct analysis *run(const char *msg)
+{
+    struct analysis *a = mime_analyse(msg, strlen(msg), NULL);
+    assert_non_null(a);
+    detect_spam_run(a, msg, strlen(msg));
+    return a;
+}
+
+static const struct detection *find(const struct analysis *a, const char *cat)
+{
+    for (size_t i = 0; i < a->ndetections; i++)
+        if (strcmp(a->detections[i].category, cat) == 0)
+            return &a->detections[i];
+    return NULL;
+}
+
+static void test_strings(void **state)
+{
+    (void)state;
+    static const char *const spam[] = {
+        "From: a@example.com\nTo: b@example.com\nSubject: t\n\n"
+        "XJS*C4JDBQADN1.NSBN3*2IDNEN*GTUBE-STANDARD-ANTI-UBE-TEST-EMAIL*C.34X\n",
+        "From: a@example.com\nTo: b@example.com\nSubject: t\n\nhello ThisIsTrendmicroCSASRuleTesting\n",
+        "From: a@example.com\nSubject: t\nContent-Transfer-Encoding: base64\n\n"
+        "VGhpc0lzVHJlbmRtaWNyb0NTQVNSdWxlVGVzdGluZwo=\n",
+    };
+    for (size_t i = 0; i < sizeof spam / sizeof *spam; i++) {
+        struct analysis *a = run(spam[i]);
+        const struct detection *d = find(a, "spam");
+        assert_non_null(d);
+        assert_true(d->score == 1.0);
+        assert_true(a->spam_scored);
+        assert_true(a->spam_score == 1.0);
+        assert_null(find(a, "phishing"));
+        analysis_free(a);
+    }
+    struct analysis *a = run("From: a@example.com\nSubject: t\n\nsee http://ThisIsTrendmicroCSPHIRuleTesting now\n");
+    const struct detection *d = find(a, "phishing");
+    assert_non_null(d);
+    assert_true(d->score == 1.0);
+    analysis_free(a);
+}
+
+struct toks {
+    char t[64][64];
+    size_t n;
+};
+
+static void tok_emit(char kind, const char *tok, size_t n, void *arg)
+{
+    struct toks *t = arg;
+    if (t->n < 64 && n < 60)
+        snprintf(t->t[t->n++], 64, "%c:%.*s", kind, (int)n, tok);
+}
+
+static bool has_tok(const struct toks *t, const char *s)
+{
+    for (size_t i = 0; i < t->n; i++)
+        if (strcmp(t->t[i], s) == 0)
+            return true;
+    return false;
+}
+
+static void test_tokenizer(void **state)
+{
+    (void)state;
+    struct toks t = {.n = 0};
+    const char *en = "Click HERE for FREE money, 1234567 x";
+    spam_tokenize(en, strlen(en), 'w', tok_emit, &t);
+    assert_true(has_tok(&t, "w:click"));
+    assert_true(has_tok(&t, "w:here"));
+    assert_true(has_tok(&t, "b:click here"));
+    assert_true(has_tok(&t, "w:money"));
+    assert_true(has_tok(&t, "w:#7"));
+    assert_false(has_tok(&t, "w:x"));            /* too short */
+    assert_false(has_tok(&t, "b:money #7"));      /* comma breaks pairs */
+    t.n = 0;
+    const char *ja = "至急、振込先の変更をお願いします。ID abc";
+    spam_tokenize(ja, strlen(ja), 'w', tok_emit, &t);
+    assert_true(has_tok(&t, "c:至急"));
+    assert_true(has_tok(&t, "c:振込"));
+    assert_true(has_tok(&t, "c:込先"));
+    assert_true(has_tok(&t, "c:変更"));
+    assert_true(has_tok(&t, "c:お願"));
+    assert_true(has_tok(&t, "w:id"));
+    assert_true(has_tok(&t, "w:abc"));
+    assert_false(has_tok(&t, "c:急、"));
+    t.n = 0;
+    spam_tokenize("本 x", 5, 's', tok_emit, &t); /* lone CJK character: unigram */
+    assert_true(has_tok(&t, "s:本"));
+    t.n = 0;
+    spam_tokenize("\xe3\x81", 2, 'w', tok_emit, &t); /* truncated UTF-8: no crash, no token */
+    assert_int_equal(t.n, 0);
+}
+
+static struct spam_model *toy_model(void)
+{
+    static const char *const spams[] = {
+        "Subject: cheap pills\n\nbuy cheap viagra pills now, cheap meds online pharmacy discount\n",
+        "Subject: winner\n\nyou are a winner claim your lottery prize money now click here\n",
+        "Subject: cheap meds\n\nonline pharmacy cheap pills viagra discount buy now\n",
+        "Subject: prize\n\nclaim prize money lottery winner click here now\n",
+    };
+    static const char *const hams[] = {
+        "Subject: meeting\n\nthe project meeting is moved to thursday, agenda attached\n",
+        "Subject: patch review\n\nplease review the kernel patch before the release branch\n",
+        "Subject: minutes\n\nminutes of the project meeting and the release plan\n",
+        "Subject: build\n\nthe build fails on the release branch, see the patch\n",
+    };
+    struct spam_trainer *t = spam_trainer_new(16);
+    assert_non_null(t);
+    for (size_t i = 0; i < 4; i++) {
+        struct analysis *a = mime_analyse(spams[i], strlen(spams[i]), NULL);
+        spam_trainer_add(t, a, true);
+        analysis_free(a);
+        a = mime_analyse(hams[i], strlen(hams[i]), NULL);
+        spam_trainer_add(t, a, false);
+        analysis_free(a);
+    }
+    assert_int_equal(spam_trainer_count(t), 8);
+    struct spam_model *m = spam_trainer_finish(t, 20);
+    spam_trainer_free(t);
+    return m;
+}
+
+static double score_with(const struct spam_model *m, const char *msg)
+{
+    struct analysis *a = mime_analyse(msg, strlen(msg), NULL);
+    uint32_t f[SPAM_MAX_FEATURES];
+    size_t n = spam_features(a, f, SPAM_MAX_FEATURES);
+    analysis_free(a);
+    return spam_model_score(m, f, n);
+}
+
+static void test_train_classify(void **state)
+{
+    (void)state;
+    struct spam_model *m = toy_model();
+    double s = score_with(m, "Subject: cheap viagra\n\nbuy cheap pills from our pharmacy now\n");
+    double h = score_with(m, "Subject: release meeting\n\nagenda for the release meeting and patch review\n");
+    assert_true(s > 0.6);
+    assert_true(h < 0.4);
+    /* deterministic */
+    struct spam_model *m2 = toy_model();
+    size_t l1, l2;
+    unsigned char *p1 = spam_model_serialise(m, &l1), *p2 = spam_model_serialise(m2, &l2);
+    assert_int_equal(l1, l2);
+    assert_memory_equal(p1, p2, l1);
+    free(p1);
+    free(p2);
+    spam_model_free(m2);
+    /* the detector with this model: a spam detection with top tokens as evidence */
+    detect_spam_set_model(m);
+    const char *msg = "Date: Mon, 1 Jan 2024 00:00:00 +0000\nMessage-ID: <a@b>\nSubject: cheap viagra pills\n\n"
+                      "buy cheap viagra pills online pharmacy discount now, claim prize money\n";
+    struct analysis *a = run(msg);
+    assert_true(a->spam_scored);
+    assert_true(a->spam_score > 0.5);
+    analysis_free(a);
+    detect_spam_set_model(NULL);
+}
+
+static void test_model_file(void **state)
+{
+    (void)state;
+    struct spam_model *m = toy_model();
+    char path[] = "/tmp/moat-spam-model-XXXXXX";
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    close(fd);
+    char err[300];
+    assert_int_equal(spam_model_save(m, path, err, sizeof err), 0);
+    struct spam_model *r = spam_model_load(path, err, sizeof err);
+    assert_non_null(r);
+    size_t l1, l2;
+    unsigned char *p1 = spam_model_serialise(m, &l1), *p2 = spam_model_serialise(r, &l2);
+    assert_int_equal(l1, l2);
+    assert_memory_equal(p1, p2, l1);
+    uint32_t ns, nh;
+    spam_model_counts(r, &ns, &nh);
+    assert_int_equal(ns, 4);
+    assert_int_equal(nh, 4);
+    spam_model_free(r);
+    /* corrupted: one flipped weight byte, bad magic, bad version, truncated, padded */
+    p1[1000] ^= 1;
+    assert_null(spam_model_parse(p1, l1, err, sizeof err));
+    assert_non_null(strstr(err, "checksum"));
+    p1[1000] ^= 1;
+    assert_non_null((r = spam_model_parse(p1, l1, err, sizeof err)));
+    spam_model_free(r);
+    p1[0] = 'X';
+    assert_null(spam_model_parse(p1, l1, err, sizeof err));
+    p1[0] = 'M';
+    p1[8] = 9;
+    assert_null(spam_model_parse(p1, l1, err, sizeof err));
+    p1[8] = 1;
+    assert_null(spam_model_parse(p1, l1 - 1, err, sizeof err));
+    assert_null(spam_model_parse(p1, 20, err, sizeof err));
+    assert_null(spam_model_parse(p1, 0, err, sizeof err));
+    FILE *f = fopen(path, "wb");
+    fwrite(p1, 1, l1 / 2, f);
+    fclose(f);
+    assert_null(spam_model_load(path, err, sizeof err));
+    assert_null(spam_model_load("/nonexistent/spam.model", err, sizeof err));
+    unlink(path);
+    free(p1);
+    free(p2);
+    spam_model_free(m);
+    assert_null(spam_model_new(8));
+    assert_null(spam_trainer_new(30));
+}
+
+static void test_levels(void **state)
+{
+    (void)state;
+    assert_string_equal(spam_level_matched(1.0), "lowest");
+    assert_string_equal(spam_level_matched(SPAM_T_MODERATE), "moderate");
+    assert_null(spam_level_matched(0.1));
+    for (int i = 1; i < 5; i++)
+        assert_true(spam_levels[i].threshold < spam_levels[i - 1].threshold);
+}
+
+static void test_no_model(void **state)
+{
+    (void)state;
+    detect_spam_set_model(NULL);
+    struct analysis *a = run("From: a@example.com\nSubject: hi\n\nhello there\n");
+    assert_true(a->spam_scored);
+    assert_non_null(find(a, "scan_exclusion"));
+    assert_null(find(a, "spam"));
+    analysis_free(a);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_strings),      cmocka_unit_test(test_tokenizer), cmocka_unit_test(test_train_classify),
+        cmocka_unit_test(test_model_file),   cmocka_unit_test(test_levels),    cmocka_unit_test(test_no_model),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
