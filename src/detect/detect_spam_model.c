@@ -15,7 +15,7 @@
  *   e  attachment extensions; r structural facts (html-only, URL count bucket...)
  * Collector-specific headers (Received, X-Spam-*, ...) are never read.
  *
- * Model: score = sigmoid(bias + sum(w[h & mask]) / sqrt(n)) over the n unique
+ * Model: score = sigmoid(bias + sum(w[h & mask]) / n^(1/4)) over the n unique
  * features. Trained by AdaGrad logistic regression, a fixed number of epochs
  * over the messages in a deterministic shuffled order.
  *
@@ -355,7 +355,7 @@ double spam_model_score(const struct spam_model *m, const uint32_t *f, size_t n)
     double z = 0;
     for (size_t i = 0; i < n; i++)
         z += spam_model_weight(m, f[i]);
-    z = m->bias + (n ? z / sqrt((double)n) : 0);
+    z = m->bias + (n ? z / pow((double)n, 0.25) : 0);
     return 1.0 / (1.0 + exp(-z));
 }
 
@@ -586,7 +586,7 @@ struct spam_model *spam_trainer_finish(struct spam_trainer *t, unsigned epochs)
             size_t i = order[k];
             const uint32_t *f = t->feat[i];
             size_t n = t->nfeat[i];
-            double x = n ? 1.0 / sqrt((double)n) : 0, z = 0;
+            double x = n ? 1.0 / pow((double)n, 0.25) : 0, z = 0;
             for (size_t j = 0; j < n; j++)
                 z += w[f[j] & mask];
             z = bias + z * x;
