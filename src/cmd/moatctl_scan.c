@@ -72,7 +72,7 @@ int moatctl_cmd_scan(struct moatctl *ctx, int argc, char **argv)
         }
         struct analysis *a = mime_analyse(msg, len, &lim);
         if (a)
-            detect_run(a, msg, len);
+            detect_run(a, msg, len, NULL);
         free(msg);
         char *doc = a ? analysis_to_json(a, !lines) : NULL;
         analysis_free(a);

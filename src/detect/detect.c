@@ -26,10 +26,13 @@ int detect_init(const struct moat_config *cfg, char *err, size_t errsz)
     return rc;
 }
 
-void detect_run(struct analysis *a, const char *msg, size_t len)
+void detect_run(struct analysis *a, const char *msg, size_t len, const struct detect_context *ctx)
 {
+    static const struct detect_context none;
+    if (!ctx)
+        ctx = &none;
     for (const struct detector *d = detectors; d->name; d++)
-        d->run(a, msg, len);
+        d->run(a, msg, len, ctx);
 }
 
 void detect_shutdown(void)

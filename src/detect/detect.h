@@ -16,12 +16,36 @@
 #include "core/core.h"
 #include "mime/mime.h"
 
+/* The tenant and envelope a message is scanned for (all optional: NULL /
+ * 0 when unknown, e.g. `moatctl scan` without --tenant). Borrowed by
+ * detect_run for the duration of the call. Domains are lower-case A-labels. */
+struct detect_hp_user {
+    const char *name;     /* display name, e.g. "Taro Yamada" */
+    const char *address;  /* lower-case addr-spec */
+};
+struct detect_context {
+    const char *const *own_domains;       /* the tenant's domains */
+    size_t nown_domains;
+    const char *const *hp_domains;        /* tenant's high-profile domains (partners, banks...) */
+    size_t nhp_domains;
+    const struct detect_hp_user *hp_users;
+    size_t nhp_users;
+    const char *const *url_blocked;       /* tenant web reputation lists: domains (any */
+    size_t nurl_blocked;                  /* subdomain matches) or URL prefixes */
+    const char *const *url_approved;
+    size_t nurl_approved;
+    const char *mail_from;                /* envelope sender ("" for <>) */
+    const char *client_ip;
+    size_t nrcpt;                         /* envelope recipients */
+    bool outbound;                        /* from the tenant's own sending servers */
+};
+
 /* detect_init - load every engine once per process (signatures, models);
  * 0, or -1 with err (the caller logs it; detection then runs degraded and
  * says so in scan_exclusion detections) */
 int detect_init(const struct moat_config *cfg, char *err, size_t errsz);
 /* detect_run - every detector on one message; msg/len is the raw message */
-void detect_run(struct analysis *a, const char *msg, size_t len);
+void detect_run(struct analysis *a, const char *msg, size_t len, const struct detect_context *ctx);
 void detect_shutdown(void);
 
 #endif

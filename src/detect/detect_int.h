@@ -11,7 +11,8 @@
 struct detector {
     const char *name;
     int (*init)(const struct moat_config *cfg, char *err, size_t errsz); /* may be NULL */
-    void (*run)(struct analysis *a, const char *msg, size_t len);
+    /* ctx is never NULL here (detect_run passes an empty one) */
+    void (*run)(struct analysis *a, const char *msg, size_t len, const struct detect_context *ctx);
     void (*shutdown)(void); /* may be NULL */
 };
 
@@ -19,14 +20,14 @@ struct detector {
 
 /* detect_virus.c - libclamav signatures and malware heuristics */
 int detect_virus_init(const struct moat_config *cfg, char *err, size_t errsz);
-void detect_virus_run(struct analysis *a, const char *msg, size_t len);
+void detect_virus_run(struct analysis *a, const char *msg, size_t len, const struct detect_context *ctx);
 void detect_virus_shutdown(void);
 
 /* detect_spam.c - spam score (classifier + rules) and the spam/phishing test
  * strings; detect_spam_model.c - tokenizer, features, model file, trainer
  * (also used by `moatctl train` and the unit tests) */
 int detect_spam_init(const struct moat_config *cfg, char *err, size_t errsz);
-void detect_spam_run(struct analysis *a, const char *msg, size_t len);
+void detect_spam_run(struct analysis *a, const char *msg, size_t len, const struct detect_context *ctx);
 void detect_spam_shutdown(void);
 
 /* spam levels: caught at a level when spam_score >= its threshold */

@@ -164,8 +164,9 @@ static bool ip_host(const char *h)
     return true;
 }
 
-void detect_spam_run(struct analysis *a, const char *msg, size_t len)
+void detect_spam_run(struct analysis *a, const char *msg, size_t len, const struct detect_context *ctx)
 {
+    (void)ctx;
     if (test_strings(a, msg, len)) {
         a->spam_scored = true;
         a->spam_score = 1.0;

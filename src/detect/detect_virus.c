@@ -379,8 +379,9 @@ static bool has_virus(const struct analysis *a)
     return false;
 }
 
-void detect_virus_run(struct analysis *a, const char *msg, size_t len)
+void detect_virus_run(struct analysis *a, const char *msg, size_t len, const struct detect_context *ctx)
 {
+    (void)ctx;
     bool found = has_virus(a); /* decrypted entries were scanned during mime_analyse */
 
     for (size_t i = 0; i < a->nattachments; i++)

@@ -153,7 +153,7 @@ static void analyse(const struct scan_request *req, const struct moat_config *cf
     mime_limits_default(&lim);
     struct analysis *a = mime_analyse(msg, maplen, &lim);
     if (a)
-        detect_run(a, msg, maplen);
+        detect_run(a, msg, maplen, NULL);
     if (map)
         munmap(map, maplen);
     if (!a) {

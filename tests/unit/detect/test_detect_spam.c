@@ -13,7 +13,7 @@ static struct analysis *run(const char *msg)
 {
     struct analysis *a = mime_analyse(msg, strlen(msg), NULL);
     assert_non_null(a);
-    detect_spam_run(a, msg, strlen(msg));
+    detect_spam_run(a, msg, strlen(msg), &(struct detect_context){0});
     return a;
 }
 

@@ -99,7 +99,7 @@ static struct analysis *scan(const struct buf *m)
 {
     struct analysis *a = mime_analyse(m->ptr, m->len, NULL);
     assert_non_null(a);
-    detect_run(a, m->ptr, m->len);
+    detect_run(a, m->ptr, m->len, NULL);
     return a;
 }
 
@@ -296,7 +296,7 @@ static void corpus_one(const char *path)
     fclose(f);
     struct analysis *a = mime_analyse(msg, len, NULL);
     assert_non_null(a);
-    detect_run(a, msg, len);
+    detect_run(a, msg, len, NULL);
     for (size_t i = 0; i < a->ndetections; i++) {
         const struct detection *d = &a->detections[i];
         if (strcmp(d->category, "virus") == 0 && d->score >= 1.0 && strcmp(d->name, "Moat.Test.EICAR") == 0 &&
