@@ -26,7 +26,7 @@ static const struct moatctl_cmd moatctl_commands[] = {
     {"export", "[--tenant ID]", "print the tenant document (all tenants, or one)", moatctl_cmd_export, NULL},
     {"tracking", NULL, "message tracking", NULL, moatctl_tracking_cmds},
     {"queue", NULL, "the delivery queue", NULL, moatctl_queue_cmds},
-    {"scan", "FILE.eml...", "analyse messages offline and print the analysis as JSON", moatctl_cmd_scan, NULL},
+    {"scan", "[--tenant ID] [--mail-from ADDR] [--client-ip IP] [--rcpts N] FILE.eml...", "analyse messages offline and print the analysis as JSON", moatctl_cmd_scan, NULL},
     {"train", "--spam DIR --ham DIR [--out MODEL]", "train the spam classifier on raw messages", moatctl_cmd_train, NULL},
     {"help", "[COMMAND]", "this text", cmd_help, NULL},
     {NULL, NULL, NULL, NULL, NULL},

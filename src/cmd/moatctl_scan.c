@@ -2,18 +2,22 @@
  * moatctl_scan.c - `moatctl scan FILE.eml...`: analyse messages offline.
  *
  * One file: the analysis as indented JSON. Several: one compact JSON object
- * per line (JSON Lines) with a "file" key first. No daemon, no store: the
- * same mime_analyse the scan workers run. The verdict is the analysis'
- * (detectors come later); exit 0 whatever it is, 1 if a file cannot be read
+ * per line (JSON Lines) with a "file" key first. No daemon: the same
+ * mime_analyse and detectors the scan workers run. With --tenant, the
+ * tenant's settings are read from the store (as the workers do), and
+ * --mail-from / --client-ip / --rcpts give the envelope the detectors see.
+ * Exit 0 whatever the verdict, 1 if a file cannot be read
  * (the others are still analysed; the reason goes to stderr), 2 on an
  * internal error. Files are read whole, up to MOATCTL_SCAN_MAX bytes.
  */
 #include "cmd/moatctl.h"
 
 #include <errno.h>
+#include <getopt.h>
 
 #include "mime/mime.h"
 #include "detect/detect.h"
+#include "store/store.h"
 
 #define MOATCTL_SCAN_MAX (256ULL * 1024 * 1024)
 
@@ -48,16 +52,59 @@ static char *with_file(const char *file, const char *doc)
 
 int moatctl_cmd_scan(struct moatctl *ctx, int argc, char **argv)
 {
-    static const char synopsis[] = "FILE.eml...";
-    int code = MOATCTL_OK;
+    static const char synopsis[] =
+        "[--tenant ID] [--mail-from ADDR] [--client-ip IP] [--rcpts N] FILE.eml...";
+    static const struct option opts[] = {{"tenant", required_argument, NULL, 't'},
+                                         {"mail-from", required_argument, NULL, 'f'},
+                                         {"client-ip", required_argument, NULL, 'i'},
+                                         {"rcpts", required_argument, NULL, 'n'},
+                                         {NULL, 0, NULL, 0}};
+    int code = MOATCTL_OK, c;
+    const char *tenant_id = NULL;
+    struct detect_context dctx = {.mail_from = "", .client_ip = ""};
+    moatctl_getopt_reset();
+    while ((c = getopt_long(argc, argv, ":", opts, NULL)) != -1) {
+        if (c == 't') {
+            tenant_id = optarg;
+        } else if (c == 'f') {
+            dctx.mail_from = optarg;
+        } else if (c == 'i') {
+            dctx.client_ip = optarg;
+        } else if (c == 'n') {
+            char *end;
+            errno = 0;
+            unsigned long n = strtoul(optarg, &end, 10);
+            if (errno || end == optarg || *end || n > 100000 || optarg[0] == '-')
+                return moatctl_usage("scan", synopsis, "--rcpts must be a number 0..100000");
+            dctx.nrcpt = (size_t)n;
+        } else if (c == ':') {
+            return moatctl_usage("scan", synopsis, "option %s needs a value", argv[optind - 1]);
+        } else {
+            return moatctl_usage("scan", synopsis, "unknown option \"%s\"", argv[optind - 1]);
+        }
+    }
+    argv += optind - 1;
+    argc -= optind - 1;
     if (argc < 2)
         return moatctl_usage("scan", synopsis, "no message file given");
-    for (int i = 1; i < argc; i++)
-        if (argv[i][0] == '-' && argv[i][1] == '-')
-            return moatctl_usage("scan", synopsis, "unknown option %s", argv[i]);
     struct mime_limits lim;
     mime_limits_default(&lim);
     char err[600];
+    struct detect_tenant *tenant = NULL;
+    if (tenant_id) {
+        struct store *st = moatctl_store(ctx, &code);
+        if (!st)
+            return code;
+        char *doc = store_export_json(st, tenant_id, err, sizeof err);
+        if (!doc)
+            return moatctl_error(MOATCTL_USER, "scan: %s", err);
+        tenant = detect_tenant_from_json(doc, strlen(doc), tenant_id, err, sizeof err);
+        free(doc);
+        if (!tenant)
+            return moatctl_error(MOATCTL_INTERNAL, "scan: %s", err);
+        detect_tenant_context(tenant, &dctx);
+        lim.passwords = detect_tenant_passwords(tenant, &lim.npasswords);
+    }
     if (detect_init(&ctx->cfg, err, sizeof err) < 0)
         moatctl_error(MOATCTL_OK, "scan: detection runs degraded: %s", err);
     bool lines = argc > 2;
@@ -72,12 +119,14 @@ int moatctl_cmd_scan(struct moatctl *ctx, int argc, char **argv)
         }
         struct analysis *a = mime_analyse(msg, len, &lim);
         if (a)
-            detect_run(a, msg, len, NULL);
+            detect_run(a, msg, len, &dctx);
         free(msg);
         char *doc = a ? analysis_to_json(a, !lines) : NULL;
         analysis_free(a);
-        if (!doc)
+        if (!doc) {
+            detect_tenant_free(tenant);
             return moatctl_error(MOATCTL_INTERNAL, "scan: %s: out of memory", argv[i]);
+        }
         if (lines) {
             char *l = with_file(argv[i], doc);
             fputs(l, stdout);
@@ -89,8 +138,8 @@ int moatctl_cmd_scan(struct moatctl *ctx, int argc, char **argv)
         }
         free(doc);
     }
+    detect_tenant_free(tenant);
     if (fflush(stdout) != 0)
         return moatctl_error(MOATCTL_INTERNAL, "scan: cannot write the output");
-    (void)ctx;
     return code;
 }

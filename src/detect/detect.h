@@ -40,6 +40,18 @@ struct detect_context {
     bool outbound;                        /* from the tenant's own sending servers */
 };
 
+/* The tenant half of a detect_context, from the tenant's configuration
+ * document (detect_tenant.c). from_json: the `moatctl export` JSON; with
+ * company_id NULL the document must hold exactly one tenant. NULL with err
+ * on bad input. The context borrows from t until detect_tenant_free. */
+struct detect_tenant;
+struct detect_tenant *detect_tenant_from_json(const char *json, size_t len, const char *company_id, char *err,
+                                              size_t errsz);
+void detect_tenant_context(const struct detect_tenant *t, struct detect_context *ctx);
+const char *const *detect_tenant_passwords(const struct detect_tenant *t, size_t *n);
+const char *detect_tenant_company(const struct detect_tenant *t);
+void detect_tenant_free(struct detect_tenant *t);
+
 /* detect_init - load every engine once per process (signatures, models);
  * 0, or -1 with err (the caller logs it; detection then runs degraded and
  * says so in scan_exclusion detections) */

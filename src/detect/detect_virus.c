@@ -33,6 +33,7 @@
 #include "core/core.h"
 
 #include <ctype.h>
+#include <dirent.h>
 #include <stdarg.h>
 #include <strings.h>
 #include <sys/stat.h>
@@ -62,6 +63,28 @@ static void scan_options(struct cl_scan_options *o)
     o->heuristic = CL_SCAN_HEURISTIC_EXCEEDS_MAX;
 }
 
+/* has_databases - dir holds at least one ClamAV database file (an empty
+ * directory is "no system databases", not an error) */
+static bool has_databases(const char *dir)
+{
+    static const char *const exts[] = {".cvd", ".cld", ".cud", ".ndb", ".hdb", ".hsb", ".mdb", ".msb",
+                                       ".ldb", ".cdb", ".ndu", ".ldu", ".yar", ".yara", ".ign2", NULL};
+    DIR *d = opendir(dir);
+    if (!d)
+        return false;
+    bool found = false;
+    struct dirent *e;
+    for (unsigned n = 0; !found && n < 10000 && (e = readdir(d)); n++) {
+        size_t l = strlen(e->d_name);
+        for (size_t i = 0; exts[i] && !found; i++) {
+            size_t k = strlen(exts[i]);
+            found = l > k && strcmp(e->d_name + l - k, exts[i]) == 0;
+        }
+    }
+    closedir(d);
+    return found;
+}
+
 static int load_dir(const char *dir, bool required, unsigned *sigs, char *err, size_t errsz)
 {
     struct stat st;
@@ -71,6 +94,8 @@ static int load_dir(const char *dir, bool required, unsigned *sigs, char *err, s
         snprintf(err, errsz, "signature directory %s: %s", dir, strerror(errno));
         return -1;
     }
+    if (!required && !has_databases(dir))
+        return 0; /* e.g. clamav-daemon installed but freshclam never ran */
     cl_error_t rc = cl_load(dir, engine, sigs, CL_DB_STDOPT);
     if (rc != CL_SUCCESS) {
         snprintf(err, errsz, "loading signatures from %s: %s", dir, cl_strerror(rc));

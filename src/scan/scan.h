@@ -24,6 +24,10 @@
 #define SCAN_IPC_FRAME_MAX 65536
 #define SCAN_PATH_MAX 1024
 #define SCAN_TEXT_MAX 1000
+#define SCAN_COMPANY_MAX 64
+#define SCAN_ADDR_MAX 520   /* RFC 5321 path: 64 + 1 + 255, UTF-8 local parts up to 512 */
+#define SCAN_IP_MAX 64
+#define SCAN_RCPT_MAX 100000
 
 enum scan_verdict { SCAN_ACCEPT = 0, SCAN_REJECT = 1, SCAN_TEMPFAIL = 2 };
 
@@ -32,6 +36,12 @@ struct scan_request {
     char path[SCAN_PATH_MAX];   /* spool file (read-only for the worker) */
     uint64_t data_len;          /* message bytes from offset 0 */
     char qid[CORE_QID_LEN + 1];
+    /* who the message is scanned for (detect_context): the tenant of the
+     * first recipient and the envelope; empty when unknown */
+    char company_id[SCAN_COMPANY_MAX];
+    char mail_from[SCAN_ADDR_MAX];
+    char client_ip[SCAN_IP_MAX];
+    uint32_t nrcpt;
 };
 
 struct scan_result {

@@ -15,7 +15,7 @@
 enum { TYPE_REQUEST = 1, TYPE_RESULT = 2 };
 enum {
     T_ID = 1, T_PATH, T_DATA_LEN, T_QID, T_VERDICT, T_REPLY, T_SUMMARY, T_MSGID,
-    T_SUBJECT, T_FROM, T_HDRCOUNT, T_FLAGS, T_MAX
+    T_SUBJECT, T_FROM, T_HDRCOUNT, T_FLAGS, T_COMPANY, T_MAIL_FROM, T_CLIENT_IP, T_NRCPT, T_MAX
 };
 
 struct writer {
@@ -89,6 +89,12 @@ long scan_ipc_encode_request(const struct scan_request *r, unsigned char *out, s
     put_str(&w, T_PATH, r->path, SCAN_PATH_MAX - 1);
     put_u64(&w, T_DATA_LEN, r->data_len);
     put_str(&w, T_QID, r->qid, CORE_QID_LEN);
+    put_str(&w, T_COMPANY, r->company_id, SCAN_COMPANY_MAX - 1);
+    put_str(&w, T_MAIL_FROM, r->mail_from, SCAN_ADDR_MAX - 1);
+    put_str(&w, T_CLIENT_IP, r->client_ip, SCAN_IP_MAX - 1);
+    put_u64(&w, T_NRCPT, r->nrcpt);
+    if (r->nrcpt > SCAN_RCPT_MAX)
+        w.bad = true;
     return finish(&w);
 }
 
@@ -192,6 +198,10 @@ int scan_ipc_decode_request(const unsigned char *p, size_t len, struct scan_requ
         {T_PATH, true, SCAN_PATH_MAX - 1, r->path, 0},
         {T_DATA_LEN, false, 0, &r->data_len, UINT64_MAX},
         {T_QID, true, CORE_QID_LEN, r->qid, 0},
+        {T_COMPANY, true, SCAN_COMPANY_MAX - 1, r->company_id, 0},
+        {T_MAIL_FROM, true, SCAN_ADDR_MAX - 1, r->mail_from, 0},
+        {T_CLIENT_IP, true, SCAN_IP_MAX - 1, r->client_ip, 0},
+        {T_NRCPT, false, 0, &r->nrcpt, SCAN_RCPT_MAX},
     };
     return decode(p, len, TYPE_REQUEST, fs, sizeof fs / sizeof fs[0]);
 }

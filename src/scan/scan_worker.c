@@ -3,8 +3,16 @@
  *
  * Started by scan_pool with its end of a socketpair on fd 3. Loops: read one
  * request frame, map the spool file read-only, analyse, write one result
- * frame. The analysis is mime_analyse's (src/mime); the result carries its
- * decoded Message-ID/Subject/From and "clean[; flags=...]" as the summary.
+ * frame. The analysis is mime_analyse's (src/mime) followed by the detectors
+ * (src/detect) with the request's tenant and envelope as detect_context; the
+ * result carries the decoded Message-ID/Subject/From and the verdict summary
+ * ("clean" or the detection categories, the spam score, the flags).
+ *
+ * Tenant settings (own and high-profile domains, high-profile users, web
+ * reputation lists, file passwords) are read from the store (read-only use
+ * of the same SQLite database) and cached per tenant; the cache is dropped
+ * when the store's config_version changes. A store problem is not fatal:
+ * the message is scanned without the tenant's settings and says so.
  * Untrusted message content is only ever parsed here, under resource
  * limits (CPU seconds per message, address space - except under ASan, which
  * needs a huge reservation - open files, no core dumps). A worker that
@@ -17,6 +25,7 @@
 #include "mime/mime.h"
 #include "scan/scan.h"
 #include "detect/detect.h"
+#include "store/store.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -90,8 +99,70 @@ static void copy_text(char *dst, size_t dstsz, const char *src)
     dst[n] = '\0';
 }
 
+/* ---------------------------------------------------------------- tenants */
+#define SCAN_TENANT_CACHE 32
+
+static struct {
+    struct store *st;
+    bool failed;                   /* store_open failed: do not retry per message */
+    int64_t version;               /* config_version the cache belongs to */
+    struct detect_tenant *t[SCAN_TENANT_CACHE];
+    size_t n, next;                /* next: round-robin eviction */
+} tenants = {.version = -1};
+
+static void tenants_clear(void)
+{
+    for (size_t i = 0; i < tenants.n; i++)
+        detect_tenant_free(tenants.t[i]);
+    tenants.n = tenants.next = 0;
+}
+
+/* tenant_get - the tenant's settings (borrowed until the next call), or
+ * NULL when unknown or the store cannot be read */
+static const struct detect_tenant *tenant_get(const struct moat_config *cfg, const char *company_id)
+{
+    char err[600];
+    if (!company_id[0] || tenants.failed)
+        return NULL;
+    if (!tenants.st && store_open(cfg, &tenants.st, err, sizeof err) < 0) {
+        log_error("scan worker: no tenant settings: %s", err);
+        tenants.failed = true;
+        return NULL;
+    }
+    int64_t v = store_config_version(tenants.st);
+    if (v != tenants.version) {
+        tenants_clear();
+        tenants.version = v;
+    }
+    for (size_t i = 0; i < tenants.n; i++)
+        if (strcasecmp(detect_tenant_company(tenants.t[i]), company_id) == 0)
+            return tenants.t[i];
+    char *doc = store_export_json(tenants.st, company_id, err, sizeof err);
+    if (!doc) {
+        log_warn("scan worker: tenant %s: %s", company_id, err);
+        return NULL;
+    }
+    struct detect_tenant *t = detect_tenant_from_json(doc, strlen(doc), company_id, err, sizeof err);
+    free(doc);
+    if (!t) {
+        log_warn("scan worker: tenant %s: %s", company_id, err);
+        return NULL;
+    }
+    size_t slot;
+    if (tenants.n < SCAN_TENANT_CACHE) {
+        slot = tenants.n++;
+    } else {
+        slot = tenants.next++ % SCAN_TENANT_CACHE;
+        detect_tenant_free(tenants.t[slot]);
+    }
+    tenants.t[slot] = t;
+    return t;
+}
+
 /* summarise - fill the result from the analysis: decoded Message-ID,
- * Subject and From, the malformed bit, and "clean[; flags=a,b]" */
+ * Subject and From, the malformed bit, and the summary "clean" or the
+ * detection categories ("virus,spam"), then "; detections=" with up to 8
+ * detection names, "; spam=0.97" and "; flags=a,b" */
 static void summarise(const struct analysis *a, struct scan_result *res)
 {
     if (a->message_id)
@@ -105,7 +176,25 @@ static void summarise(const struct analysis *a, struct scan_result *res)
         }
     struct buf b;
     buf_init(&b, sizeof res->summary - 1);
-    buf_append_str(&b, "clean");
+    size_t ncat = 0;
+    for (size_t i = 0; i < a->ndetections; i++) {
+        bool seen = false;
+        for (size_t k = 0; k < i; k++)
+            seen |= strcmp(a->detections[k].category, a->detections[i].category) == 0;
+        if (!seen)
+            buf_printf(&b, "%s%s", ncat++ ? "," : "", a->detections[i].category);
+    }
+    if (!ncat)
+        buf_append_str(&b, "clean");
+    for (size_t i = 0, n = 0; i < a->ndetections && n < 8; i++) {
+        bool seen = false;
+        for (size_t k = 0; k < i; k++)
+            seen |= strcmp(a->detections[k].name, a->detections[i].name) == 0;
+        if (!seen)
+            buf_printf(&b, "%s%s", n++ ? "," : "; detections=", a->detections[i].name);
+    }
+    if (a->spam_scored)
+        buf_printf(&b, "; spam=%.3f", a->spam_score);
     for (size_t i = 0, n = 0; i < a->nflags; i++) {
         bool seen = false;
         for (size_t k = 0; k < i; k++)
@@ -124,6 +213,7 @@ static void summarise(const struct analysis *a, struct scan_result *res)
 static void analyse(const struct scan_request *req, const struct moat_config *cfg, bool triggers,
                     struct scan_result *res)
 {
+    const struct detect_tenant *tenant = tenant_get(cfg, req->company_id);
     int fd = open(req->path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
     struct stat st;
     if (fd < 0 || fstat(fd, &st) < 0 || (uint64_t)st.st_size < req->data_len) {
@@ -151,9 +241,13 @@ static void analyse(const struct scan_request *req, const struct moat_config *cf
     scan_headers_parse(msg, maplen < SCAN_HEADER_MAX_BLOCK ? maplen : SCAN_HEADER_MAX_BLOCK, res);
     struct mime_limits lim;
     mime_limits_default(&lim);
+    lim.passwords = detect_tenant_passwords(tenant, &lim.npasswords);
+    struct detect_context ctx = {
+        .mail_from = req->mail_from, .client_ip = req->client_ip, .nrcpt = req->nrcpt};
+    detect_tenant_context(tenant, &ctx);
     struct analysis *a = mime_analyse(msg, maplen, &lim);
     if (a)
-        detect_run(a, msg, maplen, NULL);
+        detect_run(a, msg, maplen, &ctx);
     if (map)
         munmap(map, maplen);
     if (!a) {
@@ -172,7 +266,6 @@ static void analyse(const struct scan_request *req, const struct moat_config *cf
         for (;;)
             pause();
     res->verdict = SCAN_ACCEPT;
-    (void)cfg;
 }
 
 int scan_worker_main(int fd, const struct moat_config *cfg)
@@ -190,7 +283,11 @@ int scan_worker_main(int fd, const struct moat_config *cfg)
         struct scan_request req;
         struct scan_result res;
         if (read_full(fd, frame, 4) < 0)
+        {
+            tenants_clear();
+            store_close(tenants.st);
             return 0; /* parent closed: normal end */
+        }
         long n = scan_ipc_frame_len(frame, 4);
         if (n < 0 || read_full(fd, frame + 4, (size_t)n - 4) < 0 ||
             scan_ipc_decode_request(frame, (size_t)n, &req) < 0) {

@@ -754,6 +754,12 @@ static void message_end(struct smtp_session *s)
     core_strlcpy(req.path, spool_incoming_path(s->in), sizeof req.path);
     req.data_len = spool_incoming_size(s->in);
     core_strlcpy(req.qid, s->qid, sizeof req.qid);
+    if (s->nrcpts && strlen(s->rcpt_company[0]) < sizeof req.company_id)
+        core_strlcpy(req.company_id, s->rcpt_company[0], sizeof req.company_id);
+    if (!s->mail.path.null && strlen(s->mail.path.addr) < sizeof req.mail_from)
+        core_strlcpy(req.mail_from, s->mail.path.addr, sizeof req.mail_from);
+    core_strlcpy(req.client_ip, s->ip, sizeof req.client_ip);
+    req.nrcpt = (uint32_t)s->nrcpts;
     if (scan_pool_submit(s->loop->scan, &req, scan_done, s, &s->scan_ticket) < 0) {
         reply(s, "451 4.3.2 System busy, try again later");
         log_warn("smtp scan backlog full session=%s qid=%s", s->id, s->qid);

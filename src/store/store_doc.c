@@ -38,6 +38,8 @@
 #define STORE_MAX_SENDING 1000       /* outbound sending servers per domain */
 #define STORE_MAX_RECIPIENTS 1000000 /* recipient list of one domain */
 #define STORE_MAX_HIGH_PROFILE 5000
+#define STORE_MAX_URL_LIST 5000      /* web reputation blocked / approved, each */
+#define STORE_MAX_PASSWORDS 100      /* file password analysis: tenant list */
 #define STORE_MAX_ITEMS 1000 /* criteria lists, keywords */
 #define STORE_MAX_NOTIFY 32
 
@@ -452,6 +454,55 @@ static const char *norm_sender_entry(const char *in, char *out, size_t outsz)
         return store_syntax_address_pattern(in, out, outsz);
     const char *why = store_syntax_cidr(in, out, outsz);
     return why ? "must be an address, *@domain, IP address or CIDR" : NULL;
+}
+
+/* norm_url_entry - a web reputation entry: a domain (matches its
+ * subdomains too; a leading "*." is accepted and dropped) or an http(s) URL
+ * prefix (scheme and host lower-cased) */
+static const char *norm_url_entry(const char *in, char *out, size_t outsz)
+{
+    const char *why = text_problem(in, T_NONEMPTY, 1000);
+    if (why)
+        return why;
+    for (const char *p = in; *p; p++)
+        if ((unsigned char)*p <= ' ' || *p == 0x7f)
+            return "must not contain spaces or control characters";
+    const char *rest = NULL;
+    if (strncasecmp(in, "http://", 7) == 0)
+        rest = in + 7;
+    else if (strncasecmp(in, "https://", 8) == 0)
+        rest = in + 8;
+    else if (strstr(in, "://"))
+        return "URL prefixes must start with http:// or https://";
+    if (!rest) {
+        if (strncmp(in, "*.", 2) == 0)
+            in += 2;
+        if (strchr(in, '/'))
+            return "give a domain, or a URL prefix starting with http:// or https://";
+        return store_syntax_domain(in, true, out, outsz);
+    }
+    size_t hl = strcspn(rest, "/:?#");
+    char host[STORE_DOMAIN_MAX + 1], h[STORE_DOMAIN_MAX + 1];
+    if (hl == 0 || hl > STORE_DOMAIN_MAX)
+        return "the URL has no valid host";
+    memcpy(host, rest, hl);
+    host[hl] = '\0';
+    if (store_syntax_domain(host, false, h, sizeof h) && store_syntax_cidr(host, h, sizeof h))
+        return "the URL has no valid host";
+    int n = snprintf(out, outsz, "%s%s%s", rest == in + 7 ? "http://" : "https://", h, rest + hl);
+    if (n < 0 || (size_t)n >= outsz)
+        return "too long";
+    return NULL;
+}
+
+/* norm_password - a file password: any printable text up to 128 bytes */
+static const char *norm_password(const char *in, char *out, size_t outsz)
+{
+    const char *why = text_problem(in, T_NONEMPTY, 128);
+    if (why)
+        return why;
+    core_strlcpy(out, in, outsz);
+    return NULL;
 }
 
 static const char *norm_extension(const char *in, char *out, size_t outsz)
@@ -1076,13 +1127,43 @@ static int v_hp_user(struct vctx *v, json_t *x, json_t *out)
     return 0;
 }
 
+/* v_web_reputation - {"blocked": [...], "approved": [...]} (absent: empty) */
+static int v_web_reputation(struct vctx *v, json_t *x, json_t *out)
+{
+    static const char *const keys[] = {"blocked", "approved", NULL};
+    json_t *w = json_object_get(x, "web_reputation");
+    json_t *wo = json_object();
+    size_t m = vpush_key(v, "web_reputation");
+    if (w && !json_is_object(w)) {
+        json_decref(wo);
+        return verr(v, "must be an object with \"blocked\" and \"approved\" lists");
+    }
+    json_t *empty = json_object();
+    int rc = v_keys(v, w ? w : empty, keys) < 0 ||
+                     v_strings(v, w ? w : empty, "blocked", 0, STORE_MAX_URL_LIST, norm_url_entry,
+                               "domain or URL", wo, NULL) < 0 ||
+                     v_strings(v, w ? w : empty, "approved", 0, STORE_MAX_URL_LIST, norm_url_entry,
+                               "domain or URL", wo, NULL) < 0
+                 ? -1
+                 : 0;
+    json_decref(empty);
+    if (rc < 0) {
+        json_decref(wo);
+        return -1;
+    }
+    vpop(v, m);
+    json_object_set_new(out, "web_reputation", wo);
+    return 0;
+}
+
 static int v_tenant(struct vctx *v, json_t *x, json_t *out)
 {
     static const char *const keys[] = {"company_id",         "name",
                                        "admin_email",        "domains",
                                        "policies",           "approved_senders",
                                        "blocked_senders",    "high_profile_domains",
-                                       "high_profile_users", NULL};
+                                       "high_profile_users", "web_reputation",
+                                       "file_passwords",     NULL};
     char cid[64], q[128];
     if (v_keys(v, x, keys) < 0)
         return -1;
@@ -1137,7 +1218,9 @@ static int v_tenant(struct vctx *v, json_t *x, json_t *out)
             0 ||
         v_strings(v, x, "high_profile_domains", 0, STORE_MAX_HIGH_PROFILE, norm_domain_fqdn, "domain name",
                   out, NULL) < 0 ||
-        v_objects(v, x, "high_profile_users", STORE_MAX_HIGH_PROFILE, v_hp_user, out) < 0)
+        v_objects(v, x, "high_profile_users", STORE_MAX_HIGH_PROFILE, v_hp_user, out) < 0 ||
+        v_web_reputation(v, x, out) < 0 ||
+        v_strings(v, x, "file_passwords", 0, STORE_MAX_PASSWORDS, norm_password, "password", out, NULL) < 0)
         return -1;
     return 0;
 }
@@ -1308,6 +1391,11 @@ static const char SQL_LIST_INS[] =
     "INSERT INTO sender_lists(tenant_id, list, position, entry) VALUES(?, ?, ?, ?)";
 static const char SQL_LIST_OF[] =
     "SELECT entry FROM sender_lists WHERE tenant_id = ? AND list = ? ORDER BY position";
+static const char SQL_TL_DEL[] = "DELETE FROM tenant_lists WHERE tenant_id = ?";
+static const char SQL_TL_INS[] =
+    "INSERT INTO tenant_lists(tenant_id, list, position, entry) VALUES(?, ?, ?, ?)";
+static const char SQL_TL_OF[] =
+    "SELECT entry FROM tenant_lists WHERE tenant_id = ? AND list = ? ORDER BY position";
 static const char SQL_HPD_DEL[] = "DELETE FROM high_profile_domains WHERE tenant_id = ?";
 static const char SQL_HPD_INS[] =
     "INSERT INTO high_profile_domains(tenant_id, position, name) VALUES(?, ?, ?)";
@@ -1450,6 +1538,19 @@ static json_t *tenant_export(struct store *st, sqlite3_stmt *ts, bool readonly)
     }
     sqlite3_reset(s);
     if (rc != SQLITE_DONE)
+        goto fail;
+    json_t *ub = list_export(st, SQL_TL_OF, tid, "url_blocked");
+    json_t *ua = list_export(st, SQL_TL_OF, tid, "url_approved");
+    json_t *fp = list_export(st, SQL_TL_OF, tid, "file_password");
+    if (ub && ua)
+        json_object_set_new(t, "web_reputation", json_pack("{s:o,s:o}", "blocked", ub, "approved", ua));
+    else {
+        json_decref(ub);
+        json_decref(ua);
+    }
+    if (fp)
+        json_object_set_new(t, "file_passwords", fp);
+    if (!ub || !ua || !fp)
         goto fail;
     return t;
 fail:
@@ -1726,7 +1827,8 @@ static int tenant_write(struct store *st, struct existing *e, json_t *t, bool tr
         if (store_step_done(st, s) < 0)
             return -1;
         if (id_stmt(st, SQL_POLICY_DEL, tid) < 0 || id_stmt(st, SQL_LIST_DEL, tid) < 0 ||
-            id_stmt(st, SQL_HPD_DEL, tid) < 0 || id_stmt(st, SQL_HPU_DEL, tid) < 0)
+            id_stmt(st, SQL_HPD_DEL, tid) < 0 || id_stmt(st, SQL_HPU_DEL, tid) < 0 ||
+            id_stmt(st, SQL_TL_DEL, tid) < 0)
             return -1;
     }
 
@@ -1849,6 +1951,25 @@ static int tenant_write(struct store *st, struct existing *e, json_t *t, bool tr
         store_bind_text(s, 4, json_string_value(json_object_get(u, "address")));
         if (store_step_done(st, s) < 0)
             return -1;
+    }
+    json_t *wr = json_object_get(t, "web_reputation");
+    const struct {
+        const char *list;
+        json_t *arr;
+    } tl[] = {{"url_blocked", json_object_get(wr, "blocked")},
+              {"url_approved", json_object_get(wr, "approved")},
+              {"file_password", json_object_get(t, "file_passwords")}};
+    for (size_t l = 0; l < sizeof tl / sizeof tl[0]; l++) {
+        for (size_t i = 0; i < json_array_size(tl[l].arr); i++) {
+            if (!(s = store_stmt(st, SQL_TL_INS)))
+                return -1;
+            sqlite3_bind_int64(s, 1, tid);
+            store_bind_text(s, 2, tl[l].list);
+            sqlite3_bind_int64(s, 3, (sqlite3_int64)i);
+            store_bind_text(s, 4, json_string_value(json_array_get(tl[l].arr, i)));
+            if (store_step_done(st, s) < 0)
+                return -1;
+        }
     }
     return 0;
 }

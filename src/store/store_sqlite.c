@@ -141,6 +141,13 @@ static const char *const store_migrations[] = {
     "  event TEXT NOT NULL,"
     "  detail TEXT);"
     "CREATE INDEX track_events_message ON track_events(message, time);",
+    /* 3: tenant lists for the detectors and the inspection engine */
+    "CREATE TABLE tenant_lists("
+    "  tenant_id INTEGER NOT NULL REFERENCES tenants(id) ON DELETE CASCADE,"
+    "  list TEXT NOT NULL CHECK(list IN ('url_blocked', 'url_approved', 'file_password')),"
+    "  position INTEGER NOT NULL,"
+    "  entry TEXT NOT NULL,"
+    "  PRIMARY KEY(tenant_id, list, position)) WITHOUT ROWID;",
 };
 
 #define STORE_NMIGRATIONS ((int)(sizeof store_migrations / sizeof store_migrations[0]))

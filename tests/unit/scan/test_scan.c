@@ -15,6 +15,10 @@ static void test_ipc_roundtrip(void **state)
     struct scan_request rq = {.id = 42, .data_len = 12345};
     core_strlcpy(rq.path, "/var/spool/incoming/ABC", sizeof rq.path);
     core_strlcpy(rq.qid, "0123456789ABCDEF0123", sizeof rq.qid);
+    core_strlcpy(rq.company_id, "example", sizeof rq.company_id);
+    core_strlcpy(rq.mail_from, "山田@example.jp", sizeof rq.mail_from);
+    core_strlcpy(rq.client_ip, "2001:db8::1", sizeof rq.client_ip);
+    rq.nrcpt = 3;
     long n = scan_ipc_encode_request(&rq, f, sizeof f);
     assert_true(n > 8);
     assert_int_equal(scan_ipc_frame_len(f, (size_t)n), n);
@@ -24,6 +28,10 @@ static void test_ipc_roundtrip(void **state)
     assert_int_equal(rq2.data_len, 12345);
     assert_string_equal(rq2.path, rq.path);
     assert_string_equal(rq2.qid, rq.qid);
+    assert_string_equal(rq2.company_id, "example");
+    assert_string_equal(rq2.mail_from, "山田@example.jp");
+    assert_string_equal(rq2.client_ip, "2001:db8::1");
+    assert_int_equal(rq2.nrcpt, 3);
     /* every truncation is rejected; so is trailing data and a wrong type */
     for (long k = 0; k < n; k++)
         assert_int_equal(scan_ipc_decode_request(f, (size_t)k, &rq2), -1);

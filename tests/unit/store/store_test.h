@@ -104,7 +104,10 @@ static const char TEST_DOC[] =
     "  \"approved_senders\": [\"ok@partner.test\"],"
     "  \"blocked_senders\": [\"*@evil.test\", \"203.0.113.0/24\"],"
     "  \"high_profile_domains\": [\"acme.test\"],"
-    "  \"high_profile_users\": [{\"name\": \"Boss\", \"address\": \"boss@acme.test\"}]"
+    "  \"high_profile_users\": [{\"name\": \"Boss\", \"address\": \"boss@acme.test\"}],"
+    "  \"web_reputation\": {\"blocked\": [\"*.Bad.test\", \"HTTPS://Evil.TEST/login?x=1\"],"
+    "                     \"approved\": [\"good.test\"]},"
+    "  \"file_passwords\": [\"Secret1\", \"パスワード\"]"
     "}]}";
 
 static const char BETA_DOC[] = "{\"tenants\": [{\"company_id\": \"beta\", \"name\": \"Beta\","

@@ -347,6 +347,21 @@ static const struct bad_case BAD[] = {
      "tenants[0].high_profile_users[0].address: is required (an e-mail address)"},
     {"tenants[0].high_profile_users[0].title", "\"CEO\"",
      "tenants[0].high_profile_users[0].title: unknown key"},
+    {"tenants[0].web_reputation", "[]",
+     "tenants[0].web_reputation: must be an object with \"blocked\" and \"approved\" lists"},
+    {"tenants[0].web_reputation.denied", "[]", "tenants[0].web_reputation.denied: unknown key"},
+    {"tenants[0].web_reputation.blocked[0]", "\"ftp://x.test/\"",
+     "tenants[0].web_reputation.blocked[0]: \"ftp://x.test/\" is not a valid domain or URL: URL prefixes "
+     "must start with http:// or https://"},
+    {"tenants[0].web_reputation.blocked[0]", "\"http://bad host/\"",
+     "tenants[0].web_reputation.blocked[0]: \"http://bad host/\" is not a valid domain or URL: must not "
+     "contain spaces or control characters"},
+    {"tenants[0].web_reputation.approved[0]", "\"example.test/path\"",
+     "tenants[0].web_reputation.approved[0]: \"example.test/path\" is not a valid domain or URL: give a "
+     "domain, or a URL prefix starting with http:// or https://"},
+    {"tenants[0].web_reputation.blocked[1]", "\"bad.TEST\"",
+     "tenants[0].web_reputation.blocked[1]: duplicate domain or URL \"bad.test\" (same as [0])"},
+    {"tenants[0].file_passwords[0]", "\"\"", "tenants[0].file_passwords[0]: \"\" is not a valid password: must not be empty"},
 };
 
 static void test_validation_table(void **state)
@@ -481,6 +496,13 @@ static void test_round_trip(void **state)
     assert_string_equal(json_string_value(json_object_get(json_object_get(p, "actions"), "intercept")),
                         "quarantine");
     assert_true(json_is_true(json_object_get(json_object_get(p, "actions"), "tag_skip_signed")));
+    json_t *wr = json_object_get(t, "web_reputation");
+    assert_string_equal(json_string_value(json_array_get(json_object_get(wr, "blocked"), 0)), "bad.test");
+    assert_string_equal(json_string_value(json_array_get(json_object_get(wr, "blocked"), 1)),
+                        "https://evil.test/login?x=1");
+    assert_string_equal(json_string_value(json_array_get(json_object_get(wr, "approved"), 0)), "good.test");
+    assert_string_equal(json_string_value(json_array_get(json_object_get(t, "file_passwords"), 1)),
+                        "パスワード");
     json_decref(d);
 
     /* export | import | export is stable, and changes nothing */
