@@ -19,6 +19,7 @@
 /* The tenant and envelope a message is scanned for (all optional: NULL /
  * 0 when unknown, e.g. `moatctl scan` without --tenant). Borrowed by
  * detect_run for the duration of the call. Domains are lower-case A-labels. */
+struct style_profile; /* detect_style.c: a high-profile user's writing style */
 struct detect_hp_user {
     const char *name;     /* display name, e.g. "Taro Yamada" */
     const char *address;  /* lower-case addr-spec */
@@ -38,6 +39,8 @@ struct detect_context {
     const char *client_ip;
     size_t nrcpt;                         /* envelope recipients */
     bool outbound;                        /* from the tenant's own sending servers */
+    const struct style_profile *const *style_profiles; /* writing-style profiles of high-profile */
+    size_t nstyle_profiles;                            /* users, keyed by their address */
 };
 
 /* The tenant half of a detect_context, from the tenant's configuration
@@ -59,5 +62,11 @@ int detect_init(const struct moat_config *cfg, char *err, size_t errsz);
 /* detect_run - every detector on one message; msg/len is the raw message */
 void detect_run(struct analysis *a, const char *msg, size_t len, const struct detect_context *ctx);
 void detect_shutdown(void);
+
+/* style_profile_load - a profile written by `moatctl style learn`; NULL with
+ * err (bad magic/version/dimensions/checksum). Caller frees. */
+struct style_profile *style_profile_load(const char *path, char *err, size_t errsz);
+void style_profile_free(struct style_profile *p);
+const char *style_profile_address(const struct style_profile *p); /* lower-case */
 
 #endif
