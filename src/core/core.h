@@ -123,6 +123,9 @@ struct moat_config {
     uint64_t delivery_timeout;      /* per SMTP client command */
     uint64_t connect_timeout;
     uint64_t connection_reuse_time; /* keep idle outbound connections */
+    char *clamd_socket;             /* "": libclamav in-process; else clamd's unix socket or loopback host:port */
+    uint64_t clamd_timeout;         /* seconds for one clamd INSTREAM exchange */
+    uint64_t clamd_stream_max;      /* largest object streamed to clamd (its StreamMaxLength) */
 };
 
 /* config_defaults - fill cfg with every default (caller later config_free) */
@@ -136,6 +139,10 @@ const char *config_set(struct moat_config *cfg, const char *key, const char *val
  * need a restart. On error -1 with err naming file:line, live unchanged. */
 int config_reload(struct moat_config *live, const char *path, char *err, size_t errsz);
 void config_free(struct moat_config *cfg);
+/* config_clamd_socket_check - NULL when v is a valid clamd_socket value (empty,
+ * an absolute unix socket path, or a loopback IP literal / localhost with
+ * :port), else the reason */
+const char *config_clamd_socket_check(const char *v);
 /* config_dump - print every key = value (for --check -v and the docs) */
 void config_dump(const struct moat_config *cfg, void (*emit)(const char *key, const char *value, const char *doc, void *arg), void *arg);
 

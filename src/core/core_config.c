@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <arpa/inet.h>
 
 enum config_type { CT_STRING, CT_DURATION, CT_SIZE, CT_COUNT, CT_RATE };
 
@@ -69,6 +70,9 @@ static const struct config_entry config_table[] = {
     {"delivery_timeout", CT_DURATION, OFF(delivery_timeout), "5m", 1, 3600, "outbound: longest wait for one SMTP reply"},
     {"connect_timeout", CT_DURATION, OFF(connect_timeout), "30s", 1, 600, "outbound: longest TCP connect + banner"},
     {"connection_reuse_time", CT_DURATION, OFF(connection_reuse_time), "5s", 0, 600, "outbound: keep an idle connection this long for reuse"},
+    {"clamd_socket", CT_STRING, OFF(clamd_socket), "", 0, 300, "virus scanning through clamd (INSTREAM): its unix socket path or a loopback host:port; empty: libclamav in the scan workers"},
+    {"clamd_timeout", CT_DURATION, OFF(clamd_timeout), "30s", 1, 600, "clamd: longest connect + stream + reply for one scanned object"},
+    {"clamd_stream_max", CT_SIZE, OFF(clamd_stream_max), "25M", 1024 * 1024, 4ULL * 1024 * 1024 * 1024 - 1, "clamd: largest object streamed (keep at most clamd's StreamMaxLength); larger ones are scan_exclusion"},
 };
 
 #define CONFIG_N (sizeof config_table / sizeof config_table[0])
@@ -179,6 +183,25 @@ static char *trim(char *s)
     return s;
 }
 
+const char *config_clamd_socket_check(const char *v)
+{
+    char host[256];
+    uint16_t port;
+    unsigned char addr[16];
+    if (v[0] == '\0')
+        return NULL;
+    if (v[0] == '/')
+        return strlen(v) < 108 ? NULL : "socket path longer than 107 bytes"; /* sun_path */
+    if (core_parse_hostport(v, host, sizeof host, &port) < 0)
+        return "neither an absolute unix socket path nor host:port";
+    if (strcmp(host, "localhost") == 0 || strcmp(host, "::1") == 0)
+        return NULL;
+    if (inet_pton(AF_INET, host, addr) == 1 && addr[0] == 127)
+        return NULL;
+    /* INSTREAM is unauthenticated cleartext carrying customer mail */
+    return "the host must be loopback (127.0.0.0/8, ::1 or localhost)";
+}
+
 int config_load(const char *path, struct moat_config *cfg, char *err, size_t errsz)
 {
     char line[4098];
@@ -227,6 +250,11 @@ int config_load(const char *path, struct moat_config *cfg, char *err, size_t err
         snprintf(err, errsz, "%s: log: must be stderr or syslog", path);
         return -1;
     }
+    const char *why = config_clamd_socket_check(cfg->clamd_socket);
+    if (why) {
+        snprintf(err, errsz, "%s: clamd_socket: %s", path, why);
+        return -1;
+    }
     if ((cfg->tls_cert[0] == '\0') != (cfg->tls_key[0] == '\0')) {
         snprintf(err, errsz, "%s: tls_cert and tls_key must be set together", path);
         return -1;
@@ -241,7 +269,8 @@ fail:
  * strings (shared by pointer across threads), listener and sizing keys */
 static bool needs_restart(const struct config_entry *e)
 {
-    static const char *const fixed[] = {"smtp_threads", "scan_workers", "smtp_max_connections", "scan_memory_limit"};
+    static const char *const fixed[] = {"smtp_threads",      "scan_workers",  "smtp_max_connections",
+                                        "scan_memory_limit", "clamd_timeout", "clamd_stream_max"};
     if (e->type == CT_STRING)
         return true;
     for (size_t i = 0; i < sizeof fixed / sizeof fixed[0]; i++)

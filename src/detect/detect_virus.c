@@ -3,7 +3,9 @@
  * "Malware"): libclamav signatures plus Moat's own static heuristics.
  *
  *   detect_virus_init      load and compile the ClamAV engine once per process
+ *                          (or, with clamd_socket set, only check the address)
  *   detect_virus_run       scan one analysed message, add "virus" detections
+ *   detect_virus_type      cleanable / mass_mailing / non_mass_mailing
  *   detect_virus_shutdown  free the engine
  *
  * Signatures: Moat's database shipped in the repository
@@ -19,6 +21,19 @@
  * mime_archive.c hands them over through mime_decrypted_hook while the
  * message is analysed), and the raw message through ClamAV's mail parser
  * when nothing was found in the attachments (a virus in a body part).
+ *
+ * clamd: when the config key clamd_socket is set, no engine is loaded here;
+ * every object above is streamed to that clamd instead (detect_clamd.c,
+ * INSTREAM, clamd_timeout per object, clamd_stream_max bytes at most), the
+ * decrypted archive entries included. Its signatures are whatever that
+ * clamd loaded. An oversize object, a timeout, an unreachable clamd or its
+ * ERROR reply is a scan_exclusion with the reason, exactly like an engine
+ * error in-process.
+ *
+ * Detection types (PRODUCT.md "Virus scan", docs/detection.md): every
+ * "virus" detection carries type = cleanable | mass_mailing |
+ * non_mass_mailing for the policy engine (detect_virus_type); the evidence
+ * repeats it for humans.
  *
  * Limits: the engine's scan size, file size, file count and recursion
  * follow the archive limits of PRODUCT.md §3 (mime_limits_default); a hit
@@ -52,6 +67,10 @@
 
 static struct cl_engine *engine;
 static char engine_err[256];
+static bool use_clamd;               /* clamd_socket set: scan through clamd */
+static struct clamd_target clamd;
+static unsigned clamd_timeout_ms;
+static uint64_t clamd_max;
 
 /* scan_options - archive and every parser on, first match only, limit
  * alerts on (so a limit hit is visible, then reported as scan_exclusion) */
@@ -114,9 +133,24 @@ int detect_virus_init(const struct moat_config *cfg, char *err, size_t errsz)
     const char *env = getenv("MOAT_SIGNATURES_DIR");
     cl_error_t rc;
 
-    if (engine)
+    if (engine || use_clamd)
         return 0;
     engine_err[0] = '\0';
+    if (cfg && cfg->clamd_socket && cfg->clamd_socket[0]) {
+        const char *why = clamd_target_parse(cfg->clamd_socket, &clamd);
+        if (why) {
+            snprintf(err, errsz, "clamd_socket %s: %s", cfg->clamd_socket, why);
+            snprintf(engine_err, sizeof engine_err, "%s", err);
+            return -1;
+        }
+        clamd_timeout_ms = cfg->clamd_timeout ? (unsigned)cfg->clamd_timeout * 1000u : VIRUS_MAX_SCANTIME_MS;
+        clamd_max = cfg->clamd_stream_max ? cfg->clamd_stream_max : 25u * 1024 * 1024;
+        use_clamd = true;
+        mime_decrypted_hook = scan_decrypted;
+        log_info("detect virus engine=clamd socket=%s timeout_ms=%u stream_max=%llu", clamd.name, clamd_timeout_ms,
+                 (unsigned long long)clamd_max);
+        return 0;
+    }
     if ((rc = cl_init(CL_INIT_DEFAULT)) != CL_SUCCESS) {
         snprintf(err, errsz, "cl_init: %s", cl_strerror(rc));
         goto fail;
@@ -172,13 +206,20 @@ void detect_virus_shutdown(void)
     if (engine)
         cl_engine_free(engine);
     engine = NULL;
+    use_clamd = false;
 }
 
-/* is_mass_mailer - ClamAV names of self-mailing worms */
+/* is_mass_mailer - a signature name of a self-mailing worm: a vendor's
+ * mass-mailer marker, a known mass-mailing family, or "worm" together with
+ * "mail". A bare "Worm" (Conficker, network worms) is not one. */
 static bool is_mass_mailer(const char *virname)
 {
-    static const char *const marks[] = {"worm", "massmail", "mass-mail", "mailer", "mydoom", "netsky",
-                                        "bagle", "sober", "klez", "sobig", "mimail", NULL};
+    static const char *const marks[] = {"email-worm", "e-mail-worm", "i-worm", "mailworm", "mail-worm",
+                                        "massmail",   "mass-mail",   "mass_mail", "mydoom", "netsky", "bagle",
+                                        "beagle",     "sober",       "klez",   "sobig",    "mimail", "lovgate",
+                                        "mytob",      "zafi",        "nimda",  "sircam",   "badtrans",
+                                        "loveletter", "iloveyou",    "melissa", "swen.",   "bugbear", "dumaru",
+                                        "warezov",    "stration",    NULL};
     char low[256];
     size_t i;
     for (i = 0; virname[i] && i < sizeof low - 1; i++)
@@ -187,7 +228,22 @@ static bool is_mass_mailer(const char *virname)
     for (const char *const *m = marks; *m; m++)
         if (strstr(low, *m))
             return true;
-    return false;
+    return strstr(low, "worm") && strstr(low, "mail");
+}
+
+const char *detect_virus_type(const char *name, bool in_part)
+{
+    if (name && is_mass_mailer(name))
+        return "mass_mailing";
+    return in_part ? "cleanable" : "non_mass_mailing";
+}
+
+/* type_text - the type as the evidence shows it */
+static const char *type_text(const char *type)
+{
+    return strcmp(type, "cleanable") == 0      ? "cleanable"
+           : strcmp(type, "mass_mailing") == 0 ? "uncleanable, mass-mailing"
+                                               : "uncleanable, non-mass-mailing";
 }
 
 /* add_virus - one signature match; where is the attachment name, a member
@@ -203,11 +259,11 @@ static void add_virus(struct analysis *a, const char *virname, const char *where
     if (n > ul && strcmp(virname + n - ul, unofficial) == 0)
         n -= ul;
     snprintf(name, sizeof name, "%.*s", (int)n, virname);
-    const char *type = is_mass_mailer(name) ? "uncleanable, mass-mailing"
-                       : where              ? "cleanable"
-                                            : "uncleanable, non-mass-mailing";
-    snprintf(ev, sizeof ev, "%s (%s)", where ? where : "message", type);
-    analysis_add_detection(a, "virus", name, 1.0, ev);
+    const char *type = detect_virus_type(name, where != NULL);
+    snprintf(ev, sizeof ev, "%s (%s)", where ? where : "message", type_text(type));
+    struct detection *d = analysis_add_detection(a, "virus", name, 1.0, ev);
+    if (d)
+        d->type = xstrdup(type);
 }
 
 static void add_incomplete(struct analysis *a, const char *where, const char *why)
@@ -217,7 +273,30 @@ static void add_incomplete(struct analysis *a, const char *where, const char *wh
     analysis_add_detection(a, "scan_exclusion", "virus-scan-incomplete", 1.0, ev);
 }
 
-/* scan_bytes - one ClamAV scan; true when a virus was found */
+/* scan_clamd - one INSTREAM exchange; true when a virus was found */
+static bool scan_clamd(struct analysis *a, const void *data, size_t len, const char *where, bool whole_message)
+{
+    char out[512];
+    switch (clamd_scan(&clamd, data, len, clamd_timeout_ms, clamd_max, out, sizeof out)) {
+    case CLAMD_CLEAN:
+        return false;
+    case CLAMD_FOUND:
+        if (strncmp(out, "Heuristics.Limits.Exceeded", 26) == 0) {
+            char why[600];
+            snprintf(why, sizeof why, "limit reached (%s)", out);
+            add_incomplete(a, where, why);
+            return false;
+        }
+        add_virus(a, out, whole_message ? NULL : where);
+        return true;
+    case CLAMD_ERROR:
+        break;
+    }
+    add_incomplete(a, where, out);
+    return false;
+}
+
+/* scan_bytes - one ClamAV scan (in-process or clamd); true when a virus was found */
 static bool scan_bytes(struct analysis *a, const void *data, size_t len, const char *where, bool whole_message)
 {
     struct cl_scan_options o;
@@ -228,6 +307,8 @@ static bool scan_bytes(struct analysis *a, const void *data, size_t len, const c
 
     if (!len)
         return false;
+    if (use_clamd)
+        return scan_clamd(a, data, len, where, whole_message);
     map = cl_fmap_open_memory(data, len);
     if (!map) {
         add_incomplete(a, where, "cannot map the bytes");
@@ -256,7 +337,7 @@ static bool scan_bytes(struct analysis *a, const void *data, size_t len, const c
  * password, which ClamAV could not have opened */
 static void scan_decrypted(struct analysis *a, const char *path, const unsigned char *data, size_t len)
 {
-    if (engine)
+    if (engine || use_clamd)
         scan_bytes(a, data, len, path, false);
 }
 
@@ -305,7 +386,10 @@ static void heur(struct analysis *a, const char *name, double score, const char 
     va_start(ap, fmt);
     vsnprintf(ev, sizeof ev, fmt, ap);
     va_end(ap);
-    analysis_add_detection(a, "virus", name, score, ev);
+    /* every heuristic is about an attachment or something inside one */
+    struct detection *d = analysis_add_detection(a, "virus", name, score, ev);
+    if (d)
+        d->type = xstrdup(detect_virus_type(name, true));
 }
 
 /* longest_base64_run - the longest run of base64 alphabet characters */
@@ -411,7 +495,7 @@ void detect_virus_run(struct analysis *a, const char *msg, size_t len, const str
 
     for (size_t i = 0; i < a->nattachments; i++)
         heuristics(a, &a->attachments[i]);
-    if (!engine) {
+    if (!engine && !use_clamd) {
         add_incomplete(a, "message", engine_err[0] ? engine_err : "the virus engine is not loaded");
         return;
     }

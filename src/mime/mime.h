@@ -130,6 +130,8 @@ struct detection {
     char *name;             /* e.g. "Eicar-Test-Signature", "link-text-mismatch" */
     double score;           /* [0, 1] */
     char *evidence;         /* human-readable, e.g. "invoice.zip/eicar.com" */
+    char *type;             /* virus only: "cleanable", "mass_mailing" or
+                             * "non_mass_mailing" (docs/detection.md); else NULL */
 };
 
 #define MIME_MAX_DETECTIONS 200
@@ -171,8 +173,9 @@ void analysis_free(struct analysis *a);
 void analysis_add_flag(struct analysis *a, const char *name, const char *reason);
 
 /* analysis_add_detection - record a finding (bounded by MIME_MAX_DETECTIONS;
- * strings are copied and cleaned to UTF-8) */
-void analysis_add_detection(struct analysis *a, const char *category, const char *name, double score,
+ * strings are copied and cleaned to UTF-8). Returns the record (valid until
+ * the next add, for setting type) or NULL when not recorded. */
+struct detection *analysis_add_detection(struct analysis *a, const char *category, const char *name, double score,
                             const char *evidence);
 
 /* analysis_to_json - the `moatctl scan` document (INTERFACES.md), caller

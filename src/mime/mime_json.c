@@ -10,7 +10,8 @@
  * {List-* name: value}, all [{name, value}]), parts, attachments (with
  * members), urls, flags (distinct names), flag_reasons [{name, reason}],
  * security {signed_smime, signed_pgp, encrypted_smime, encrypted_pgp},
- * text, html_text, detections [], spam null, verdict {categories []}
+ * text, html_text, detections [{category, name, score, evidence, type
+ * (virus only)}], spam null, verdict {categories []}
  * (the detectors fill the last three in a later stage).
  * Every string is UTF-8; a string that is not (from a module that forgot to
  * clean it) is cleaned here rather than dropped.
@@ -193,8 +194,11 @@ char *analysis_to_json(const struct analysis *a, bool pretty)
     json_t *dets = json_array(), *cats = json_array();
     for (size_t i = 0; i < a->ndetections; i++) {
         const struct detection *d = &a->detections[i];
-        json_array_append_new(dets, json_pack("{s:s,s:s,s:f,s:o}", "category", d->category, "name", d->name,
-                                              "score", d->score, "evidence", jstr(d->evidence)));
+        json_t *dj = json_pack("{s:s,s:s,s:f,s:o}", "category", d->category, "name", d->name, "score",
+                               d->score, "evidence", jstr(d->evidence));
+        if (d->type)
+            json_object_set_new(dj, "type", json_string(d->type));
+        json_array_append_new(dets, dj);
         bool seen = false;
         for (size_t k = 0; k < json_array_size(cats); k++)
             seen |= strcmp(json_string_value(json_array_get(cats, k)), d->category) == 0;

@@ -101,16 +101,18 @@ void analysis_add_flag(struct analysis *a, const char *name, const char *reason)
     f->reason = reason ? mime_utf8_clean(reason, strlen(reason), 512) : NULL;
 }
 
-void analysis_add_detection(struct analysis *a, const char *category, const char *name, double score,
-                            const char *evidence)
+struct detection *analysis_add_detection(struct analysis *a, const char *category, const char *name,
+                                         double score, const char *evidence)
 {
     if (!a || !category || !name || a->ndetections >= MIME_MAX_DETECTIONS)
-        return;
+        return NULL;
     struct detection *d = mime_array_push(&a->detections, &a->ndetections, sizeof *d);
     d->category = mime_utf8_clean(category, strlen(category), 32);
     d->name = mime_utf8_clean(name, strlen(name), 256);
     d->score = score < 0 ? 0 : score > 1 ? 1 : score;
     d->evidence = evidence ? mime_utf8_clean(evidence, strlen(evidence), 1024) : NULL;
+    d->type = NULL;
+    return d;
 }
 
 static void free_addresses(struct mime_address *v, size_t n)
@@ -165,6 +167,7 @@ void analysis_free(struct analysis *a)
         free(a->detections[i].category);
         free(a->detections[i].name);
         free(a->detections[i].evidence);
+        free(a->detections[i].type);
     }
     free(a->detections);
     for (size_t i = 0; i < a->nflags; i++) {
