@@ -97,4 +97,78 @@ size_t spam_trainer_count(const struct spam_trainer *t);
 struct spam_model *spam_trainer_finish(struct spam_trainer *t, unsigned epochs);
 void spam_trainer_free(struct spam_trainer *t);
 
+/* detect_ident.c - identity and language helpers for the BEC, social
+ * engineering and graymail detectors (addresses, organisational domains,
+ * look-alike domains, display-name matching, data/lists/ phrase lists) */
+#define IDENT_MAX_NAME 256      /* display names are compared up to this many bytes */
+#define IDENT_PHRASE_PAYMENT 1u /* bec-phrases.txt classes */
+#define IDENT_PHRASE_URGENCY 2u
+#define IDENT_PHRASE_SECRECY 4u
+#define IDENT_MAX_TEXT (64 * 1024) /* subject + text looked at for phrases */
+const char *ident_domain(const char *addr); /* after the last '@', or "" */
+bool ident_domain_in(const char *domain, const char *const *list, size_t n); /* equal or subdomain */
+bool ident_is_own(const struct detect_context *ctx, const char *domain);
+void ident_org_domain(const char *domain, char *out, size_t outsz);
+bool ident_same_org(const char *d1, const char *d2);
+/* ident_lookalike - the list entry domain imitates (not being it), or NULL */
+const char *ident_lookalike(const char *domain, const char *const *list, size_t n);
+/* ident_name_match - display name is the person's name (see detect_ident.c) */
+bool ident_name_match(const char *display, const char *name);
+size_t ident_utf8_next(const char *s, size_t len, size_t i, uint32_t *cp);
+uint32_t ident_fold(uint32_t cp); /* full-width ASCII, ASCII case, spaces */
+/* ident_norm_text - folded copy for phrase matching (NUL-terminated); length */
+size_t ident_norm_text(const char *in, size_t len, char *out, size_t outsz);
+/* ident_subject_text - subject + " " + text, folded, into out */
+size_t ident_subject_text(const struct analysis *a, char *out, size_t outsz);
+int ident_lists_load(char *err, size_t errsz); /* once per process; -1 with err */
+void ident_lists_free(void);
+bool ident_freemail(const char *domain);
+/* ident_phrases - sum of weights of the phrases of cls_mask in norm; up to
+ * four matched phrases quoted into why, their number added to *count */
+double ident_phrases(const char *norm, size_t len, unsigned cls_mask, struct buf *why, size_t *count);
+
+/* detect_bec.c - BEC (engine / probable / writing_style) */
+int detect_bec_init(const struct moat_config *cfg, char *err, size_t errsz);
+void detect_bec_run(struct analysis *a, const char *msg, size_t len, const struct detect_context *ctx);
+void detect_bec_shutdown(void);
+/* detect_social.c - social engineering (header anomalies of targeted attacks) */
+void detect_social_run(struct analysis *a, const char *msg, size_t len, const struct detect_context *ctx);
+/* detect_graymail.c - newsletters, marketing, social-network notifications */
+void detect_graymail_run(struct analysis *a, const char *msg, size_t len, const struct detect_context *ctx);
+
+/* detect_style.c - writing-style profiles of high-profile users */
+#define STYLE_VERSION 1
+#define STYLE_NGRAMS 512        /* hashed character-trigram buckets */
+#define STYLE_NFW 96            /* English function words + Japanese particles */
+#define STYLE_NPUNCT 20         /* punctuation/layout classes */
+#define STYLE_NGREET 12         /* greeting classes */
+#define STYLE_NSIGN 12          /* sign-off classes */
+#define STYLE_MAX_ADDR 320
+#define STYLE_MIN_CHARS 150     /* non-space characters of own text to learn or judge */
+#define STYLE_MIN_MESSAGES 5    /* a profile is used from this many messages */
+#define STYLE_MAX_MESSAGES 1000000
+#define STYLE_THRESHOLD 0.38    /* distance above which mail is flagged (calibrated) */
+struct style_sample {
+    double ngram[STYLE_NGRAMS], fw[STYLE_NFW], punct[STYLE_NPUNCT];
+    double nchars, nwords, sent_mean;
+    unsigned greet, sign;
+};
+struct style_profile {
+    char address[STYLE_MAX_ADDR + 1];
+    uint32_t nmsgs;
+    double nchars, nwords, sent_sum, sent_sq;
+    float ngram[STYLE_NGRAMS], fw[STYLE_NFW], punct[STYLE_NPUNCT]; /* sums of counts */
+    uint32_t greet[STYLE_NGREET], sign[STYLE_NSIGN];
+};
+void style_sample_of(const struct analysis *a, struct style_sample *s);
+struct style_profile *style_profile_new(const char *address);
+/* style_profile_add - learn one sample; false when too short or full */
+bool style_profile_add(struct style_profile *p, const struct style_sample *s);
+unsigned style_profile_messages(const struct style_profile *p);
+/* style_distance - [0, 1]; the per-feature parts are described into why */
+double style_distance(const struct style_profile *p, const struct style_sample *s, struct buf *why);
+unsigned char *style_profile_serialise(const struct style_profile *p, size_t *len);
+struct style_profile *style_profile_parse(const unsigned char *p, size_t len, char *err, size_t errsz);
+int style_profile_save(const struct style_profile *p, const char *path, char *err, size_t errsz);
+
 #endif
