@@ -28,6 +28,7 @@ static const struct moatctl_cmd moatctl_commands[] = {
     {"queue", NULL, "the delivery queue", NULL, moatctl_queue_cmds},
     {"scan", "[--tenant ID] [--mail-from ADDR] [--client-ip IP] [--rcpts N] FILE.eml...", "analyse messages offline and print the analysis as JSON", moatctl_cmd_scan, NULL},
     {"train", "--spam DIR --ham DIR [--out MODEL]", "train the spam classifier on raw messages", moatctl_cmd_train, NULL},
+    {"style", NULL, "writing-style profiles of high-profile users (BEC)", NULL, moatctl_style_cmds},
     {"help", "[COMMAND]", "this text", cmd_help, NULL},
     {NULL, NULL, NULL, NULL, NULL},
 };

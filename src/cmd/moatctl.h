@@ -50,6 +50,8 @@ extern const struct moatctl_cmd moatctl_queue_cmds[];
 int moatctl_cmd_scan(struct moatctl *ctx, int argc, char **argv);
 /* moatctl_train.c */
 int moatctl_cmd_train(struct moatctl *ctx, int argc, char **argv);
+/* moatctl_style.c */
+extern const struct moatctl_cmd moatctl_style_cmds[];
 
 /* moatctl_error - print "moatctl: <msg>" on stderr; returns code */
 int moatctl_error(int code, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

@@ -193,8 +193,11 @@ static bool lookalike_one(const char *domain, const char *target)
     if (lt < 4 || ld > 63 || lt > 63)
         return false;
     size_t nd = skeleton(od, ld, sd, sizeof sd), nt = skeleton(ot, lt, st, sizeof st);
+    if (ld == lt && memcmp(od, ot, ld) == 0)
+        return false; /* the same name under another suffix (example.com for example.co.jp)
+                       * is as often the same group as an imitation: not on its own */
     if (nd == nt && memcmp(sd, st, nd) == 0)
-        return true; /* examp1e.test, example.co (cousin suffix), exa-mple.test */
+        return true; /* examp1e.test, exa-mple.co.jp */
     size_t dist = damerau(sd, nd, st, nt);
     if ((nt >= 5 && dist <= 1) || (nt >= 10 && dist <= 2))
         return true;

@@ -109,7 +109,7 @@ static void test_lookalike(void **state)
         const char *domain, *like;
     } t[] = {
         {"examp1e.test", "example.test"},   {"exarnple.test", "example.test"},
-        {"examlpe.test", "example.test"},   {"example.co", "example.test"},
+        {"examlpe.test", "example.test"},   {"example.co", NULL},
         {"example-billing.test", "example.test"}, {"mail.examp1e.test", "example.test"},
         {"exampie.co.jp", "example.test"},  {"big-bank.test", NULL},
         {"example.test", NULL},             {"mail.example.test", NULL},
