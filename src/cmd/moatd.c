@@ -70,12 +70,12 @@ static void raise_nofile(void)
 int main(int argc, char **argv)
 {
     const char *config_path = NULL;
-    bool check = false, worker = false, print = false;
+    bool check = false, worker = false, zygote = false, print = false;
     static const struct option opts[] = {
         {"config", required_argument, NULL, 'c'}, {"check", no_argument, NULL, 'C'},
         {"scan-worker", no_argument, NULL, 'W'},  {"version", no_argument, NULL, 'V'},
         {"help", no_argument, NULL, 'h'},         {"print-config", no_argument, NULL, 'P'},
-        {NULL, 0, NULL, 0},
+        {"scan-zygote", no_argument, NULL, 'Z'},  {NULL, 0, NULL, 0},
     };
     int ch;
     while ((ch = getopt_long(argc, argv, "c:h", opts, NULL)) != -1) {
@@ -88,6 +88,9 @@ int main(int argc, char **argv)
             break;
         case 'W':
             worker = true;
+            break;
+        case 'Z':
+            zygote = true;
             break;
         case 'V':
             printf("moatd 0.1.0\n");
@@ -128,9 +131,9 @@ int main(int argc, char **argv)
         config_free(&cfg);
         return 0;
     }
-    log_init(worker ? "moatd-scan" : "moatd", strcmp(cfg.log_target, "syslog") == 0, LOG_LVL_INFO);
-    if (worker) {
-        int rc = scan_worker_main(3, &cfg);
+    log_init(worker || zygote ? "moatd-scan" : "moatd", strcmp(cfg.log_target, "syslog") == 0, LOG_LVL_INFO);
+    if (worker || zygote) {
+        int rc = zygote ? scan_zygote_main(3, &cfg) : scan_worker_main(3, &cfg);
         config_free(&cfg);
         return rc;
     }

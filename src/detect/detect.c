@@ -36,6 +36,10 @@ void detect_run(struct analysis *a, const char *msg, size_t len, const struct de
         ctx = &none;
     for (const struct detector *d = detectors; d->name; d++)
         d->run(a, msg, len, ctx);
+    a->spam_levels = 0;
+    for (unsigned i = 0; a->spam_scored && i < 5; i++)
+        if (a->spam_score >= spam_levels[i].threshold)
+            a->spam_levels |= 1u << i;
 }
 
 void detect_shutdown(void)

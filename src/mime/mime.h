@@ -161,7 +161,11 @@ struct analysis {
     size_t ndetections;
     bool spam_scored;       /* spam_score below is set */
     double spam_score;      /* [0, 1] */
+    unsigned spam_levels;   /* bit i: spam at level mime_spam_level_names[i] (set by detect/) */
 };
+
+/* the five spam levels, least sensitive first (INTERFACES.md) */
+extern const char *const mime_spam_level_names[5];
 
 /* mime_analyse - parse msg (len bytes, CRLF or LF line ends) into a new
  * analysis. Never fails on bad input (problems become flags); NULL only on

@@ -162,6 +162,8 @@ static json_t *urls(const struct analysis *a)
     return arr;
 }
 
+const char *const mime_spam_level_names[5] = {"lowest", "low", "moderate", "high", "highest"};
+
 char *analysis_to_json(const struct analysis *a, bool pretty)
 {
     json_t *root = json_object();
@@ -206,7 +208,15 @@ char *analysis_to_json(const struct analysis *a, bool pretty)
             json_array_append_new(cats, json_string(d->category));
     }
     json_object_set_new(root, "detections", dets);
-    json_object_set_new(root, "spam", a->spam_scored ? json_pack("{s:f}", "score", a->spam_score) : json_null());
+    json_t *spam = json_null();
+    if (a->spam_scored) {
+        json_t *lv = json_array();
+        for (unsigned i = 0; i < 5; i++)
+            if (a->spam_levels & (1u << i))
+                json_array_append_new(lv, json_string(mime_spam_level_names[i]));
+        spam = json_pack("{s:f,s:o}", "score", a->spam_score, "level_matched", lv);
+    }
+    json_object_set_new(root, "spam", spam);
     json_object_set_new(root, "verdict", json_pack("{s:o}", "categories", cats));
     char *s = json_dumps(root, (pretty ? JSON_INDENT(2) : JSON_COMPACT) | JSON_PRESERVE_ORDER);
     json_decref(root);

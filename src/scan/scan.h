@@ -8,6 +8,8 @@
  *   scan_pool_*    main-process side: spawn workers, dispatch with a
  *                  deadline, replace crashed or hung ones
  *   scan_worker_main  the worker process's loop (`moatd --scan-worker`)
+ *   scan_zygote_*  the process that loads the engines once and forks the
+ *                  workers (`moatd --scan-zygote`, scan_zygote.c)
  */
 #ifndef MOAT_SCAN_H
 #define MOAT_SCAN_H
@@ -15,6 +17,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include <event2/event.h>
 
@@ -85,7 +88,10 @@ void scan_headers_parse(const char *msg, size_t len, struct scan_result *r);
 struct scan_pool;
 typedef void (*scan_done_fn)(void *arg, const struct scan_result *res);
 
+struct scan_zygote;
+
 struct scan_pool_opts {
+    struct scan_zygote *zygote; /* fork workers from it; NULL (or when it fails): spawn them */
     const char *exe;           /* path of the moatd binary to exec with --scan-worker */
     const char *config_path;   /* passed on to the worker */
     unsigned workers;
@@ -104,7 +110,24 @@ int scan_pool_submit(struct scan_pool *p, const struct scan_request *req, scan_d
 void scan_pool_cancel(struct scan_pool *p, uint64_t ticket);
 void scan_pool_free(struct scan_pool *p);
 
-/* scan_worker_main - the worker loop on fd (never returns on success) */
+/* scan_worker_main - load the engines, then serve requests on fd until the
+ * parent closes it (0) or a protocol error (1) */
 int scan_worker_main(int fd, const struct moat_config *cfg);
+/* scan_worker_serve - the request loop, engines already loaded (the zygote's
+ * forked workers) */
+int scan_worker_serve(int fd, const struct moat_config *cfg);
+
+/* ---------------------------------------------------------------- zygote */
+/* scan_zygote_start - spawn `exe --scan-zygote -c config_path`; NULL (logged)
+ * if it cannot be started. Thread-safe after start. */
+struct scan_zygote *scan_zygote_start(const char *exe, const char *config_path);
+/* scan_zygote_fork - a new worker: our end of its socket (CLOEXEC, blocking)
+ * and its pid (not our child: kill it, never wait for it); -1 on failure */
+int scan_zygote_fork(struct scan_zygote *z, pid_t *pid);
+/* scan_zygote_stop - close the control socket and reap the zygote (its
+ * workers end when their sockets close) */
+void scan_zygote_stop(struct scan_zygote *z);
+/* scan_zygote_main - the zygote process on control fd */
+int scan_zygote_main(int fd, const struct moat_config *cfg);
 
 #endif

@@ -1,8 +1,10 @@
 /*
  * scan_pool.c - the main-process side of the scan stage.
  *
- * Owns a fixed number of worker processes (posix_spawn of `moatd
- * --scan-worker`, one socketpair each, the worker's end on fd 3), a FIFO of
+ * Owns a fixed number of worker processes (forked by the scan zygote, which
+ * has the engines loaded already; or, without a zygote or when it fails,
+ * posix_spawn of `moatd --scan-worker` with the worker's end of a
+ * socketpair on fd 3), a FIFO of
  * waiting requests (bounded by max_backlog: beyond it submit fails and the
  * session answers 451 4.3.2 - back-pressure, not collapse), and a deadline
  * per request. A worker that dies, sends a malformed frame, or misses its
@@ -41,6 +43,7 @@ struct scan_worker {
     struct event *deadline;
     struct scan_job *job;    /* in progress, or NULL */
     double spawned;
+    bool forked;             /* the zygote's child: kill, never waitpid */
 };
 
 struct scan_pool {
@@ -90,9 +93,12 @@ static void worker_kill(struct scan_worker *w, const char *why)
     if (w->deadline)
         event_del(w->deadline);
     if (w->pid > 0) {
-        kill(w->pid, SIGKILL);
+        /* a forked worker that closed its socket has exited and may be reaped
+         * by the zygote already: its pid could be reused, so no signal then */
+        if (!w->forked || strcmp(why, "worker exited") != 0)
+            kill(w->pid, SIGKILL);
         int status;
-        while (waitpid(w->pid, &status, 0) < 0 && errno == EINTR)
+        while (!w->forked && waitpid(w->pid, &status, 0) < 0 && errno == EINTR)
             ;
         log_warn("scan worker stopped pid=%d reason=%s", (int)w->pid, why);
         w->pid = -1;
@@ -158,6 +164,14 @@ static void worker_spawn(struct scan_worker *w)
 {
     struct scan_pool *p = w->pool;
     int sv[2];
+    pid_t pid;
+    int zfd = scan_zygote_fork(p->o.zygote, &pid);
+    if (zfd >= 0) {
+        w->forked = true;
+        sv[0] = zfd;
+        goto ready;
+    }
+    w->forked = false;
     if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0) {
         log_error("scan pool: socketpair: %s", strerror(errno));
         return;
@@ -166,7 +180,6 @@ static void worker_spawn(struct scan_worker *w)
     posix_spawn_file_actions_init(&fa);
     posix_spawn_file_actions_adddup2(&fa, sv[1], 3);
     char *argv[] = {p->exe, "--scan-worker", "-c", p->config_path, NULL};
-    pid_t pid;
     int rc = posix_spawn(&pid, p->exe, &fa, NULL, argv, environ);
     posix_spawn_file_actions_destroy(&fa);
     close(sv[1]);
@@ -175,6 +188,7 @@ static void worker_spawn(struct scan_worker *w)
         close(sv[0]);
         return;
     }
+ready:
     evutil_make_socket_nonblocking(sv[0]);
     w->pid = pid;
     w->spawned = core_monotonic();

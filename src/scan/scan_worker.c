@@ -270,14 +270,19 @@ static void analyse(const struct scan_request *req, const struct moat_config *cf
 
 int scan_worker_main(int fd, const struct moat_config *cfg)
 {
+    char err[600];
+    if (detect_init(cfg, err, sizeof err) < 0)
+        log_error("scan worker: detection runs degraded: %s", err);
+    return scan_worker_serve(fd, cfg);
+}
+
+int scan_worker_serve(int fd, const struct moat_config *cfg)
+{
     static unsigned char frame[SCAN_IPC_FRAME_MAX];
     bool triggers = getenv("MOAT_SCAN_DEBUG_TRIGGERS") != NULL;
     signal(SIGPIPE, SIG_IGN);
     signal(SIGINT, SIG_IGN); /* the parent decides when we stop */
     signal(SIGHUP, SIG_IGN);
-    char err[600];
-    if (detect_init(cfg, err, sizeof err) < 0)
-        log_error("scan worker: detection runs degraded: %s", err);
     set_limits(cfg);
     for (;;) {
         struct scan_request req;

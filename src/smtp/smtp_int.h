@@ -43,6 +43,7 @@ struct smtp_server {
     struct ip_count *ipc;          /* open-addressing table */
     size_t ipc_cap;
     atomic_size_t connections;
+    struct scan_zygote *zygote;    /* forks every loop's scan workers; may be NULL */
 };
 
 /* smtp_server_domains - a referenced snapshot (caller unrefs), may be NULL */

@@ -214,6 +214,9 @@ int smtp_server_start(struct smtp_server *srv, char *err, size_t errsz)
     long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
     unsigned workers = srv->cfg->scan_workers ? (unsigned)srv->cfg->scan_workers
                                               : (unsigned)(2 * (ncpu > 0 ? ncpu : 1));
+    /* engines loaded once, shared by all workers; without it each worker
+     * loads its own (slower, more memory, but still correct) */
+    srv->zygote = scan_zygote_start(srv->d.exe, srv->d.config_path);
     for (unsigned i = 0; i < srv->nloops; i++) {
         struct smtp_loop *lp = &srv->loops[i];
         lp->srv = srv;
@@ -226,6 +229,7 @@ int smtp_server_start(struct smtp_server *srv, char *err, size_t errsz)
         if (bind_listeners(lp, err, errsz) < 0)
             return -1;
         struct scan_pool_opts o = {
+            .zygote = srv->zygote,
             .exe = srv->d.exe,
             .config_path = srv->d.config_path,
             .workers = workers / srv->nloops + (i < workers % srv->nloops ? 1 : 0),
@@ -296,6 +300,7 @@ void smtp_server_free(struct smtp_server *srv)
             event_base_free(lp->base);
     }
     free(srv->loops);
+    scan_zygote_stop(srv->zygote);
     if (srv->map)
         domain_map_unref(srv->map);
     ratelimit_free(srv->ratelimit);

@@ -83,3 +83,66 @@ def test_tenant_file_passwords_reach_the_scan_worker(make_env):
     env.moat.import_doc(doc_with_passwords(["other", PASSWORD])(env.downstream))
     v = scan_header(env, msg, nth=2)
     assert v.startswith("virus") and "eicar" in v.lower(), v
+
+
+def children(pid: int):
+    out = []
+    for task in os.listdir("/proc/%d/task" % pid):
+        try:
+            with open("/proc/%d/task/%s/children" % (pid, task)) as f:
+                out += [int(x) for x in f.read().split()]
+        except OSError:
+            pass
+    return out
+
+
+def engine_loads(env) -> int:
+    return env.moat.log_text().count("detect virus engine=")
+
+
+def test_engines_loaded_once_for_all_workers(make_env):
+    """The scan zygote loads the engines once and forks every worker."""
+    env = make_env(conf={"scan_workers": 3})
+    scan_header(env, make_message(subject="hello"))  # a worker answered
+    kids = children(env.moat.pid)
+    assert len(kids) == 1, "moatd's children: %r (want only the zygote)" % kids
+    workers = children(kids[0])
+    assert len(workers) == 3, "zygote's children: %r" % workers
+    assert engine_loads(env) == 1, env.moat.log_tail(40)
+
+
+def test_crashed_or_hung_worker_tempfails_and_is_replaced(make_env, monkeypatch):
+    monkeypatch.setenv("MOAT_SCAN_DEBUG_TRIGGERS", "1")
+    env = make_env(conf={"scan_workers": 1, "scan_timeout": 2})
+    r = env.send(["alice@protected.test"], make_message(subject="MOAT-TEST-CRASH"))
+    assert r.code == 451, r
+    r = env.send(["alice@protected.test"], make_message(subject="MOAT-TEST-HANG"))
+    assert r.code == 451, r
+    scan_header(env, make_message(subject="after"))  # the replacement answers
+    assert engine_loads(env) == 1, "replacement workers must be forked, not reloaded"
+
+
+def test_dead_zygote_does_not_stop_scanning(make_env, monkeypatch):
+    """Workers outlive a killed zygote; a replacement worker is then spawned
+    directly (or by a restarted zygote) and scanning goes on."""
+    monkeypatch.setenv("MOAT_SCAN_DEBUG_TRIGGERS", "1")
+    env = make_env(conf={"scan_workers": 1})
+    scan_header(env, make_message(subject="first"))
+    kids = children(env.moat.pid)
+    assert len(kids) == 1, kids
+    os.kill(kids[0], 9)
+    r = env.send(["alice@protected.test"], make_message(subject="MOAT-TEST-CRASH"))
+    assert r.code == 451, r
+    scan_header(env, make_message(subject="second"), nth=2)
+
+
+def test_moatctl_scan_reports_spam_levels(tmp_path):
+    import json
+    from conftest import MOATCTL
+    p = tmp_path / "gtube.eml"
+    p.write_bytes(make_message(subject="offer", body=GTUBE))
+    out = subprocess.run([str(MOATCTL), "scan", str(p)], capture_output=True, check=True).stdout
+    d = json.loads(out)
+    assert d["spam"]["score"] == 1.0
+    assert d["spam"]["level_matched"] == ["lowest", "low", "moderate", "high", "highest"]
+    assert "spam" in d["verdict"]["categories"]
