@@ -2,10 +2,13 @@
  * moatctl_style.c - writing-style profiles of high-profile users
  * (detect_style.c; docs/detection.md "BEC"):
  *
- *   moatctl style learn --user ADDR --out FILE DIR...
+ *   moatctl style learn --user ADDR (--tenant ID | --out FILE) DIR...
  *       learn ADDR's profile from the messages in DIR (every regular file,
  *       recursively, in name order) whose From address is ADDR; quoted
- *       replies are cut off and messages with too little own text skipped
+ *       replies are cut off and messages with too little own text skipped.
+ *       --tenant stores it in the store for that tenant, where the scan
+ *       workers pick it up (the tenant's configuration version changes);
+ *       --out writes it to FILE
  *   moatctl style check --profile FILE FILE.eml...
  *       print each message's style distance from the profile (one line
  *       each: distance, verdict, file), for calibration and support
@@ -15,6 +18,7 @@
  */
 #include "cmd/moatctl.h"
 
+#include <ctype.h>
 #include <dirent.h>
 #include <errno.h>
 #include <getopt.h>
@@ -22,6 +26,7 @@
 
 #include "detect/detect_int.h"
 #include "mime/mime.h"
+#include "store/store.h"
 
 #define STYLE_MSG_MAX (64ULL * 1024 * 1024)
 #define STYLE_DIR_DEPTH 8
@@ -105,24 +110,26 @@ static int learn_dir(struct learn *l, const char *dir, unsigned depth)
 
 static int cmd_style_learn(struct moatctl *ctx, int argc, char **argv)
 {
-    static const char synopsis[] = "--user ADDR --out FILE DIR...";
+    static const char synopsis[] = "--user ADDR (--tenant ID | --out FILE) DIR...";
     static const struct option opts[] = {{"user", required_argument, NULL, 'u'},
                                          {"out", required_argument, NULL, 'o'},
+                                         {"tenant", required_argument, NULL, 't'},
                                          {NULL, 0, NULL, 0}};
-    const char *user = NULL, *out = NULL;
+    const char *user = NULL, *out = NULL, *tenant = NULL;
     int c;
-    (void)ctx;
     moatctl_getopt_reset();
     while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
         if (c == 'u')
             user = optarg;
         else if (c == 'o')
             out = optarg;
+        else if (c == 't')
+            tenant = optarg;
         else
             return moatctl_usage("style learn", synopsis, "unknown option");
     }
-    if (!user || !out)
-        return moatctl_usage("style learn", synopsis, "--user and --out are required");
+    if (!user || (!out && !tenant))
+        return moatctl_usage("style learn", synopsis, "--user and one of --tenant or --out are required");
     const char *at = strchr(user, '@');
     if (!at || at == user || !at[1] || strlen(user) > STYLE_MAX_ADDR)
         return moatctl_usage("style learn", synopsis, "--user: an address (local@domain, at most %d bytes)",
@@ -146,7 +153,27 @@ static int cmd_style_learn(struct moatctl *ctx, int argc, char **argv)
                              STYLE_MIN_MESSAGES);
     }
     char err[600];
-    int rc = style_profile_save(l.p, out, err, sizeof err);
+    if (tenant) {
+        int code = MOATCTL_OK;
+        struct store *st = moatctl_store(ctx, &code);
+        if (!st) {
+            style_profile_free(l.p);
+            return code;
+        }
+        char addr[STYLE_MAX_ADDR + 1];
+        core_strlcpy(addr, user, sizeof addr);
+        for (char *p = addr; *p; p++)
+            *p = (char)tolower((unsigned char)*p);
+        size_t len;
+        unsigned char *blob = style_profile_serialise(l.p, &len);
+        int rc = store_style_put(st, tenant, addr, blob, len, err, sizeof err);
+        free(blob);
+        if (rc < 0) {
+            style_profile_free(l.p);
+            return moatctl_error(MOATCTL_USER, "style learn: %s", err);
+        }
+    }
+    int rc = out ? style_profile_save(l.p, out, err, sizeof err) : 0;
     style_profile_free(l.p);
     if (rc < 0)
         return moatctl_error(MOATCTL_INTERNAL, "style learn: %s", err);
@@ -208,7 +235,7 @@ static int cmd_style_check(struct moatctl *ctx, int argc, char **argv)
 }
 
 const struct moatctl_cmd moatctl_style_cmds[] = {
-    {"learn", "--user ADDR --out FILE DIR...", "learn a high-profile user's writing-style profile from their mail",
+    {"learn", "--user ADDR (--tenant ID | --out FILE) DIR...", "learn a high-profile user's writing-style profile from their mail",
      cmd_style_learn, NULL},
     {"check", "--profile FILE FILE.eml...", "style distance of messages from a profile", cmd_style_check, NULL},
     {NULL, NULL, NULL, NULL, NULL},

@@ -53,6 +53,10 @@ struct detect_tenant *detect_tenant_from_json(const char *json, size_t len, cons
 void detect_tenant_context(const struct detect_tenant *t, struct detect_context *ctx);
 const char *const *detect_tenant_passwords(const struct detect_tenant *t, size_t *n);
 const char *detect_tenant_company(const struct detect_tenant *t);
+/* detect_tenant_add_style - add a writing-style profile (the blob of
+ * `moatctl style learn`, validated strictly); 0 or -1 with err */
+int detect_tenant_add_style(struct detect_tenant *t, const unsigned char *blob, size_t len, char *err,
+                            size_t errsz);
 void detect_tenant_free(struct detect_tenant *t);
 
 /* detect_init - load every engine once per process (signatures, models);

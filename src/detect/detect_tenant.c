@@ -6,6 +6,7 @@
  *   detect_tenant_from_json   parse one tenant's document into owned lists
  *   detect_tenant_context     point a detect_context at those lists
  *   detect_tenant_passwords   the tenant's file passwords (mime_limits)
+ *   detect_tenant_add_style   a writing-style profile (from the store)
  *   detect_tenant_free
  *
  * Used by the scan workers (cached per tenant and configuration version)
@@ -18,7 +19,7 @@
 
 #include <jansson.h>
 
-#include "detect/detect.h"
+#include "detect/detect_int.h"
 
 #define DETECT_TENANT_MAX_LIST 10000
 #define DETECT_TENANT_MAX_DOC (64 * 1024 * 1024)
@@ -33,6 +34,8 @@ struct detect_tenant {
     struct strlist own, hpd, blocked, approved, passwords;
     struct detect_hp_user *users;
     size_t nusers;
+    struct style_profile **styles;
+    size_t nstyles;
 };
 
 /* strlist_from - the strings of a JSON array (non-strings skipped) */
@@ -151,6 +154,23 @@ void detect_tenant_context(const struct detect_tenant *t, struct detect_context 
     ctx->nurl_blocked = t->blocked.n;
     ctx->url_approved = (const char *const *)t->approved.v;
     ctx->nurl_approved = t->approved.n;
+    ctx->style_profiles = (const struct style_profile *const *)t->styles;
+    ctx->nstyle_profiles = t->nstyles;
+}
+
+int detect_tenant_add_style(struct detect_tenant *t, const unsigned char *blob, size_t len, char *err,
+                            size_t errsz)
+{
+    if (t->nstyles >= DETECT_TENANT_MAX_LIST) {
+        snprintf(err, errsz, "too many writing-style profiles");
+        return -1;
+    }
+    struct style_profile *p = style_profile_parse(blob, len, err, errsz);
+    if (!p)
+        return -1;
+    t->styles = xrealloc(t->styles, (t->nstyles + 1) * sizeof *t->styles);
+    t->styles[t->nstyles++] = p;
+    return 0;
 }
 
 const char *const *detect_tenant_passwords(const struct detect_tenant *t, size_t *n)
@@ -179,5 +199,8 @@ void detect_tenant_free(struct detect_tenant *t)
         free((char *)t->users[i].address);
     }
     free(t->users);
+    for (size_t i = 0; i < t->nstyles; i++)
+        style_profile_free(t->styles[i]);
+    free(t->styles);
     free(t);
 }

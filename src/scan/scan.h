@@ -117,6 +117,13 @@ int scan_worker_main(int fd, const struct moat_config *cfg);
  * forked workers) */
 int scan_worker_serve(int fd, const struct moat_config *cfg);
 
+/* scan_tenant_load - a tenant's detection settings from the store (its
+ * document and writing-style profiles), as the workers use them; NULL with
+ * err. Caller frees with detect_tenant_free. */
+struct store;
+struct detect_tenant;
+struct detect_tenant *scan_tenant_load(struct store *st, const char *company_id, char *err, size_t errsz);
+
 /* ---------------------------------------------------------------- zygote */
 /* scan_zygote_start - spawn `exe --scan-zygote -c config_path`; NULL (logged)
  * if it cannot be started. Thread-safe after start. */

@@ -117,6 +117,34 @@ static void tenants_clear(void)
     tenants.n = tenants.next = 0;
 }
 
+struct style_add {
+    struct detect_tenant *t;
+    const char *company_id;
+};
+
+static void style_add(const char *address, const unsigned char *blob, size_t len, void *arg)
+{
+    struct style_add *sa = arg;
+    char err[300];
+    if (detect_tenant_add_style(sa->t, blob, len, err, sizeof err) < 0)
+        log_warn("tenant %s: writing-style profile of %s ignored: %s", sa->company_id, address, err);
+}
+
+struct detect_tenant *scan_tenant_load(struct store *st, const char *company_id, char *err, size_t errsz)
+{
+    char *doc = store_export_json(st, company_id, err, errsz);
+    if (!doc)
+        return NULL;
+    struct detect_tenant *t = detect_tenant_from_json(doc, strlen(doc), company_id, err, errsz);
+    free(doc);
+    if (!t)
+        return NULL;
+    struct style_add sa = {t, company_id};
+    if (store_style_each(st, company_id, style_add, &sa) < 0)
+        log_warn("tenant %s: writing-style profiles unavailable", company_id);
+    return t;
+}
+
 /* tenant_get - the tenant's settings (borrowed until the next call), or
  * NULL when unknown or the store cannot be read */
 static const struct detect_tenant *tenant_get(const struct moat_config *cfg, const char *company_id)
@@ -137,13 +165,7 @@ static const struct detect_tenant *tenant_get(const struct moat_config *cfg, con
     for (size_t i = 0; i < tenants.n; i++)
         if (strcasecmp(detect_tenant_company(tenants.t[i]), company_id) == 0)
             return tenants.t[i];
-    char *doc = store_export_json(tenants.st, company_id, err, sizeof err);
-    if (!doc) {
-        log_warn("scan worker: tenant %s: %s", company_id, err);
-        return NULL;
-    }
-    struct detect_tenant *t = detect_tenant_from_json(doc, strlen(doc), company_id, err, sizeof err);
-    free(doc);
+    struct detect_tenant *t = scan_tenant_load(tenants.st, company_id, err, sizeof err);
     if (!t) {
         log_warn("scan worker: tenant %s: %s", company_id, err);
         return NULL;

@@ -94,6 +94,19 @@ const struct domain_entry *domain_map_find(const struct domain_map *m, const cha
  * addr (case-insensitive) is on it */
 bool domain_entry_has_recipient(const struct domain_entry *d, const char *addr);
 
+/* ---------------------------------------------------------------- writing style */
+#define STORE_STYLE_MAX (64 * 1024)   /* bytes per profile */
+#define STORE_STYLE_PER_TENANT 5000   /* as many as high-profile users */
+/* store_style_put - save or replace the profile of address (lower-case) in
+ * the tenant; config_version + 1. 0, or -1 with err (no such tenant, too
+ * many, too big, database error). */
+int store_style_put(struct store *st, const char *company_id, const char *address, const unsigned char *blob,
+                    size_t len, char *err, size_t errsz);
+typedef void (*store_style_fn)(const char *address, const unsigned char *blob, size_t len, void *arg);
+/* store_style_each - fn for every profile of the tenant (borrowed during the
+ * call), in address order; -1 on a database error */
+int store_style_each(struct store *st, const char *company_id, store_style_fn fn, void *arg);
+
 /* ---------------------------------------------------------------- tracking */
 /* One accepted or refused SMTP transaction. Strings may be NULL. */
 struct track_message {

@@ -148,6 +148,13 @@ static const char *const store_migrations[] = {
     "  position INTEGER NOT NULL,"
     "  entry TEXT NOT NULL,"
     "  PRIMARY KEY(tenant_id, list, position)) WITHOUT ROWID;",
+    /* 4: writing-style profiles (store_style.c) */
+    "CREATE TABLE style_profiles("
+    "  tenant_id INTEGER NOT NULL REFERENCES tenants(id) ON DELETE CASCADE,"
+    "  address TEXT NOT NULL COLLATE NOCASE,"
+    "  profile BLOB NOT NULL,"
+    "  updated REAL NOT NULL,"
+    "  PRIMARY KEY(tenant_id, address)) WITHOUT ROWID;",
 };
 
 #define STORE_NMIGRATIONS ((int)(sizeof store_migrations / sizeof store_migrations[0]))

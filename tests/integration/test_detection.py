@@ -146,3 +146,35 @@ def test_moatctl_scan_reports_spam_levels(tmp_path):
     assert d["spam"]["score"] == 1.0
     assert d["spam"]["level_matched"] == ["lowest", "low", "moderate", "high", "highest"]
     assert "spam" in d["verdict"]["categories"]
+
+
+STYLE_TOPICS = ["the quarterly review", "our partnership with Kobe Steel", "the new office layout",
+                "next week's board meeting", "the hiring plan for spring", "the budget revision"]
+
+
+def test_writing_style_profile_learnt_into_the_store_reaches_the_workers(make_env, tmp_path):
+    """`moatctl style learn --tenant` stores the CEO's profile; the running
+    daemon's workers reload the tenant and flag an impostor's different style."""
+    def doc(downstream):
+        d = tenant_doc([domain("protected.test", [downstream])])
+        d["tenants"][0]["high_profile_users"] = [{"name": "Taro Yamada", "address": "ceo@protected.test"}]
+        return d
+    env = make_env(doc=doc)
+    mail = tmp_path / "ceo"
+    mail.mkdir()
+    for i, t in enumerate(STYLE_TOPICS * 2):
+        body = ("Dear team,\r\n\r\nThank you very much for your continued hard work. I would like to share a few "
+                "thoughts regarding %s. In my view, we should proceed carefully and make sure that every "
+                "department has had the opportunity to comment. Please let me know your opinions by the end of "
+                "this week, if at all possible. I am grateful for your understanding and cooperation.\r\n\r\n"
+                "Kind regards,\r\nTaro Yamada\r\n") % t
+        (mail / ("%02d.eml" % i)).write_bytes(make_message(sender="Taro Yamada <ceo@protected.test>",
+                                                           subject="About " + t, body=body))
+    env.moat.ctl("style", "learn", "--user", "ceo@protected.test", "--tenant", "acme", str(mail))
+    impostor = make_message(
+        sender="Taro Yamada <ceo@protected.test>", subject="quick task",
+        body="hey u there?? need the report numbers changed before the auditors see them, dont loop in "
+             "anyone else on this. im in meetings all day cant talk, just reply here when its done. "
+             "thx, do it now pls, its needed before lunch ok?? will explain later\r\n\r\nsent from my iphone\r\n")
+    v = scan_header(env, impostor)
+    assert "bec" in v and "writing_style" in v, v
