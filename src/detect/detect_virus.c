@@ -273,6 +273,20 @@ static void add_incomplete(struct analysis *a, const char *where, const char *wh
     analysis_add_detection(a, "scan_exclusion", "virus-scan-incomplete", 1.0, ev);
 }
 
+/* matched - a match by either engine: a limit alert means the scan was
+ * incomplete, anything else is a virus; true for a virus */
+static bool matched(struct analysis *a, const char *virname, const char *where, bool whole_message)
+{
+    if (strncmp(virname, "Heuristics.Limits.Exceeded", 26) == 0) {
+        char why[600];
+        snprintf(why, sizeof why, "limit reached (%.500s)", virname);
+        add_incomplete(a, where, why);
+        return false;
+    }
+    add_virus(a, virname, whole_message ? NULL : where);
+    return true;
+}
+
 /* scan_clamd - one INSTREAM exchange; true when a virus was found */
 static bool scan_clamd(struct analysis *a, const void *data, size_t len, const char *where, bool whole_message)
 {
@@ -281,14 +295,7 @@ static bool scan_clamd(struct analysis *a, const void *data, size_t len, const c
     case CLAMD_CLEAN:
         return false;
     case CLAMD_FOUND:
-        if (strncmp(out, "Heuristics.Limits.Exceeded", 26) == 0) {
-            char why[600];
-            snprintf(why, sizeof why, "limit reached (%s)", out);
-            add_incomplete(a, where, why);
-            return false;
-        }
-        add_virus(a, out, whole_message ? NULL : where);
-        return true;
+        return matched(a, out, where, whole_message);
     case CLAMD_ERROR:
         break;
     }
@@ -319,16 +326,8 @@ static bool scan_bytes(struct analysis *a, const void *data, size_t len, const c
     cl_fmap_close(map);
     if (rc == CL_CLEAN)
         return false;
-    if (rc == CL_VIRUS && virname) {
-        if (strncmp(virname, "Heuristics.Limits.Exceeded", 26) == 0) {
-            char why[300];
-            snprintf(why, sizeof why, "limit reached (%s)", virname);
-            add_incomplete(a, where, why);
-            return false;
-        }
-        add_virus(a, virname, whole_message ? NULL : where);
-        return true;
-    }
+    if (rc == CL_VIRUS && virname)
+        return matched(a, virname, where, whole_message);
     add_incomplete(a, where, cl_strerror(rc));
     return false;
 }
