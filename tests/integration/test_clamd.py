@@ -12,7 +12,8 @@ then runs `moatctl -c moat.conf scan` against it:
 * a clamd whose StreamMaxLength is below the object: clamd's ERROR becomes
   scan_exclusion, never clean;
 * clamd stopped: every message gets scan_exclusion ("not running");
-* a non-loopback clamd_socket is refused by the config loader.
+* a non-loopback clamd_socket is refused by the config loader;
+* moatd's scan workers with clamd_socket: the verdict in X-Moat-Scan.
 
 Skipped with a notice when /usr/sbin/clamd is not installed
 (scripts/install-deps installs clamav-daemon). clamd is started and stopped
@@ -32,7 +33,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import MOATCTL, ROOT
+from conftest import MOATCTL, ROOT, header_fields, make_message, split_delivered
 
 CLAMD = "/usr/sbin/clamd"
 EICAR = ("X5O!P%@AP[4\\PZX54(P^)7CC)7}$" + "EICAR-STANDARD-ANTIVIRUS-TEST-FILE!$H+H*").encode()
@@ -244,3 +245,22 @@ def test_clamd_stopped_gives_scan_exclusion(work, clamd, samples):
             assert any("not running" in m[3] for m in found), found
     finally:
         clamd.start()   # leave the module fixture as it was
+
+
+def test_moatd_scan_workers_use_clamd(make_env, clamd):
+    env = make_env(conf={"clamd_socket": clamd.sock})
+    b64 = base64.encodebytes(EICAR).decode().replace("\n", "\r\n")
+    body = ("--b1\r\nContent-Type: text/plain; charset=utf-8\r\n\r\nSee attached.\r\n"
+            "--b1\r\nContent-Type: application/octet-stream; name=\"eicar.com\"\r\n"
+            "Content-Disposition: attachment; filename=\"eicar.com\"\r\n"
+            "Content-Transfer-Encoding: base64\r\n\r\n" + b64 + "--b1--\r\n")
+    msg = make_message(subject="invoice", body=body,
+                       extra_headers=["MIME-Version: 1.0", "Content-Type: multipart/mixed; boundary=\"b1\""])
+    before = (clamd.work / "clamd.log").read_text(errors="replace").count("Moat.Test.EICAR")
+    r = env.send(["alice@protected.test"], msg)
+    assert r.code == 250 and r.qid, r
+    got = env.downstream.wait_for_messages(1)[0]
+    vals = [v for k, v in header_fields(split_delivered(got.data, msg)) if k.lower() == "x-moat-scan"]
+    assert len(vals) == 1 and "virus" in vals[0] and "Moat.Test.EICAR" in vals[0], vals
+    after = (clamd.work / "clamd.log").read_text(errors="replace").count("Moat.Test.EICAR")
+    assert after > before   # the worker asked clamd
