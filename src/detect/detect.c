@@ -10,6 +10,8 @@ static const struct detector detectors[] = {
     /* {"virus", detect_virus_init, detect_virus_run, detect_virus_shutdown}, ... */
     {"virus", detect_virus_init, detect_virus_run, detect_virus_shutdown},
     {"spam", detect_spam_init, detect_spam_run, detect_spam_shutdown},
+    {"phishing", detect_phish_init, detect_phish_run, detect_phish_shutdown},
+    {"web_reputation", detect_webrep_init, detect_webrep_run, detect_webrep_shutdown},
     {"bec", detect_bec_init, detect_bec_run, detect_bec_shutdown},
     {"social_engineering", NULL, detect_social_run, NULL},
     {"graymail", NULL, detect_graymail_run, NULL},

@@ -171,4 +171,29 @@ unsigned char *style_profile_serialise(const struct style_profile *p, size_t *le
 struct style_profile *style_profile_parse(const unsigned char *p, size_t len, char *err, size_t errsz);
 int style_profile_save(const struct style_profile *p, const char *path, char *err, size_t errsz);
 
+/* detect_phish.c - phishing signals (docs/detection.md "Phishing"); its
+ * list and domain helpers are shared with detect_webrep.c */
+#define PHISH_T_MATCH 0.5 /* a policy matches "phishing" when a phishing detection scores >= this */
+int detect_phish_init(const struct moat_config *cfg, char *err, size_t errsz);
+void detect_phish_run(struct analysis *a, const char *msg, size_t len, const struct detect_context *ctx);
+void detect_phish_shutdown(void);
+const char *detect_lists_dir(void); /* $MOAT_LISTS_DIR, else MOAT_DATADIR/lists */
+/* detect_list_read - call line() for each non-comment line of a list file
+ * (trimmed, '#' comments removed, lines over 2 KB skipped); -1 with err */
+int detect_list_read(const char *name, void (*line)(char *s, void *arg), void *arg, char *err, size_t errsz);
+size_t detect_registrable(const char *host, char *out, size_t outsz); /* "a.b.co.jp" -> "b.co.jp" */
+bool detect_host_in(const char *host, const char *domain); /* equal or a subdomain */
+size_t phish_skeleton(const char *s, char *out, size_t outsz); /* confusable skeleton */
+size_t phish_edit_distance(const char *a, const char *b);     /* SIZE_MAX over 63 bytes */
+bool phish_ip_host(const char *h); /* IPv4 in any numeric form, or IPv6 */
+
+/* detect_webrep.c - web reputation: tenant and shipped URL lists, URI DNSBLs */
+#define WEBREP_TEST_URL "http://moat-test-blocked.example/" /* always blocked (data/lists/url-blocklist.txt) */
+#define WEBREP_MAX_DNS_DOMAINS 20 /* names looked up per message */
+int detect_webrep_init(const struct moat_config *cfg, char *err, size_t errsz);
+void detect_webrep_run(struct analysis *a, const char *msg, size_t len, const struct detect_context *ctx);
+void detect_webrep_shutdown(void);
+/* webrep_list_match - u matches an entry of list (domain or URL prefix) */
+bool webrep_list_match(const char *const *list, size_t n, const struct mime_url *u, const char **entry);
+
 #endif
