@@ -501,7 +501,9 @@ static void tick_cb(evutil_socket_t fd, short what, void *arg)
     (void)fd;
     (void)what;
     (void)arg;
-    if (pending <= 0 && until_fn && until_fn(until_arg))
+    /* also without until_fn: a loopbreak from done_cb is lost when the
+     * callback ran before the loop started (libevent clears the flag) */
+    if (pending <= 0 && (!until_fn || until_fn(until_arg)))
         event_base_loopbreak(base);
 }
 
