@@ -40,6 +40,16 @@ int buf_printf(struct buf *b, const char *fmt, ...) __attribute__((format(printf
 const char *buf_cstr(struct buf *b);
 void buf_reset(struct buf *b);
 void buf_free(struct buf *b);
+/* buf_append_utf8 - one code point, UTF-8 encoded (invalid ones as U+FFFD) */
+int buf_append_utf8(struct buf *b, uint32_t cp);
+
+/* ---------------------------------------------------------------- UTF-8 (core_utf8.c) */
+/* core_utf8_decode - the valid sequence at s (n bytes left): its length and
+ * *cp, or 0 when invalid (overlong, surrogate, > U+10FFFF, truncated) */
+size_t core_utf8_decode(const unsigned char *s, size_t n, uint32_t *cp);
+/* core_utf8_next - the code point at s[i] and its length (>= 1); an invalid
+ * byte reads as U+FFFD of length 1 */
+size_t core_utf8_next(const char *s, size_t len, size_t i, uint32_t *cp);
 
 /* ---------------------------------------------------------------- logging */
 enum log_level { LOG_LVL_DEBUG, LOG_LVL_INFO, LOG_LVL_WARN, LOG_LVL_ERROR };

@@ -228,46 +228,6 @@ const char *ident_lookalike(const char *domain, const char *const *list, size_t 
 
 /* ---------------------------------------------------------------- UTF-8 */
 
-size_t ident_utf8_next(const char *s, size_t len, size_t i, uint32_t *cp)
-{
-    const unsigned char *u = (const unsigned char *)s;
-    unsigned char c = u[i];
-    size_t n = c < 0x80 ? 1 : (c & 0xE0) == 0xC0 ? 2 : (c & 0xF0) == 0xE0 ? 3 : (c & 0xF8) == 0xF0 ? 4 : 1;
-    if (i + n > len)
-        n = 1;
-    uint32_t v = n == 1 ? c : n == 2 ? c & 0x1Fu : n == 3 ? c & 0x0Fu : c & 0x07u;
-    for (size_t k = 1; k < n; k++)
-        v = v << 6 | (u[i + k] & 0x3Fu);
-    *cp = n == 1 && c >= 0x80 ? 0xFFFD : v;
-    return n;
-}
-
-static void put_utf8(struct buf *b, uint32_t cp)
-{
-    char t[4];
-    size_t n;
-    if (cp < 0x80) {
-        t[0] = (char)cp;
-        n = 1;
-    } else if (cp < 0x800) {
-        t[0] = (char)(0xC0 | cp >> 6);
-        t[1] = (char)(0x80 | (cp & 0x3F));
-        n = 2;
-    } else if (cp < 0x10000) {
-        t[0] = (char)(0xE0 | cp >> 12);
-        t[1] = (char)(0x80 | (cp >> 6 & 0x3F));
-        t[2] = (char)(0x80 | (cp & 0x3F));
-        n = 3;
-    } else {
-        t[0] = (char)(0xF0 | cp >> 18);
-        t[1] = (char)(0x80 | (cp >> 12 & 0x3F));
-        t[2] = (char)(0x80 | (cp >> 6 & 0x3F));
-        t[3] = (char)(0x80 | (cp & 0x3F));
-        n = 4;
-    }
-    buf_append(b, t, n);
-}
-
 uint32_t ident_fold(uint32_t cp)
 {
     if (cp >= 0xFF01 && cp <= 0xFF5E) /* full-width ASCII */
@@ -302,7 +262,7 @@ static void tokenize_name(const char *s, struct name_tokens *t)
     for (size_t i = 0; i <= len;) {
         uint32_t cp = ' ';
         if (i < len)
-            i += ident_utf8_next(s, len, i, &cp);
+            i += core_utf8_next(s, len, i, &cp);
         else
             i++;
         cp = ident_fold(cp);
@@ -319,7 +279,7 @@ static void tokenize_name(const char *s, struct name_tokens *t)
         if (!sep) {
             if (cp >= 0x80)
                 t->ascii = false;
-            put_utf8(&cur, cp);
+            buf_append_utf8(&cur, cp);
             continue;
         }
         if (cur.len && t->n < NAME_MAX_TOKENS) {
@@ -389,7 +349,7 @@ size_t ident_norm_text(const char *in, size_t len, char *out, size_t outsz)
         return 0;
     for (size_t i = 0; i < len;) {
         uint32_t cp;
-        size_t n = ident_utf8_next(in, len, i, &cp);
+        size_t n = core_utf8_next(in, len, i, &cp);
         cp = ident_fold(cp);
         if (cp == ' ') {
             i += n;

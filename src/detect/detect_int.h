@@ -114,7 +114,6 @@ bool ident_same_org(const char *d1, const char *d2);
 const char *ident_lookalike(const char *domain, const char *const *list, size_t n);
 /* ident_name_match - display name is the person's name (see detect_ident.c) */
 bool ident_name_match(const char *display, const char *name);
-size_t ident_utf8_next(const char *s, size_t len, size_t i, uint32_t *cp);
 uint32_t ident_fold(uint32_t cp); /* full-width ASCII, ASCII case, spaces */
 /* ident_norm_text - folded copy for phrase matching (NUL-terminated); length */
 size_t ident_norm_text(const char *in, size_t len, char *out, size_t outsz);

@@ -389,58 +389,6 @@ static bool ip_public(const char *h)
 
 /* ---------------------------------------------------------------- UTF-8, confusables */
 
-/* utf8_next - decode one code point at s[*i] (n bytes); invalid bytes
- * give U+FFFD and advance one byte */
-static uint32_t utf8_next(const char *s, size_t n, size_t *i)
-{
-    const unsigned char *p = (const unsigned char *)s + *i;
-    size_t left = n - *i;
-    uint32_t c = p[0];
-    size_t k = c < 0x80 ? 1 : (c & 0xE0) == 0xC0 ? 2 : (c & 0xF0) == 0xE0 ? 3 : (c & 0xF8) == 0xF0 ? 4 : 0;
-    if (k == 0 || k > left) {
-        (*i)++;
-        return 0xFFFD;
-    }
-    if (k > 1) {
-        c &= 0x3F >> (k - 1);
-        for (size_t j = 1; j < k; j++) {
-            if ((p[j] & 0xC0) != 0x80) {
-                (*i)++;
-                return 0xFFFD;
-            }
-            c = (c << 6) | (p[j] & 0x3F);
-        }
-    }
-    *i += k;
-    return c;
-}
-
-static void utf8_put(struct buf *b, uint32_t c)
-{
-    char t[4];
-    size_t k;
-    if (c < 0x80) {
-        t[0] = (char)c;
-        k = 1;
-    } else if (c < 0x800) {
-        t[0] = (char)(0xC0 | (c >> 6));
-        t[1] = (char)(0x80 | (c & 0x3F));
-        k = 2;
-    } else if (c < 0x10000) {
-        t[0] = (char)(0xE0 | (c >> 12));
-        t[1] = (char)(0x80 | ((c >> 6) & 0x3F));
-        t[2] = (char)(0x80 | (c & 0x3F));
-        k = 3;
-    } else {
-        t[0] = (char)(0xF0 | (c >> 18));
-        t[1] = (char)(0x80 | ((c >> 12) & 0x3F));
-        t[2] = (char)(0x80 | ((c >> 6) & 0x3F));
-        t[3] = (char)(0x80 | (c & 0x3F));
-        k = 4;
-    }
-    buf_append(b, t, k);
-}
-
 /* invisible - zero-width, bidi, variation selectors, soft hyphen: used to
  * break up words ("Coi\u2064nc\u2064heck") past filters */
 static bool invisible(uint32_t c)
@@ -509,7 +457,8 @@ size_t phish_skeleton(const char *s, char *out, size_t outsz)
     buf_init(&b, 1024);
     size_t n = strlen(s), i = 0;
     while (i < n) {
-        uint32_t c = utf8_next(s, n, &i);
+        uint32_t c;
+        i += core_utf8_next(s, n, i, &c);
         if (invisible(c))
             continue;
         char a = c < 0x80 ? (char)c : confusable_ascii(c);
@@ -522,7 +471,7 @@ size_t phish_skeleton(const char *s, char *out, size_t outsz)
         if (a)
             buf_append(&b, &a, 1);
         else
-            utf8_put(&b, c);
+            buf_append_utf8(&b, c);
     }
     /* multi-letter look-alikes: rn -> m, vv -> w */
     size_t w = 0;
@@ -607,7 +556,9 @@ static bool mixed_script_label(const char *h, char *label, size_t labelsz)
             start = ++i;
             continue;
         }
-        seen |= 1u << script_of(utf8_next(h, n, &i));
+        uint32_t c;
+        i += core_utf8_next(h, n, i, &c);
+        seen |= 1u << script_of(c);
     }
     return false;
 }
@@ -645,7 +596,8 @@ static void fold_text(const char *s, size_t n, struct buf *out, size_t max)
     size_t i = 0;
     while (i < n) {
         size_t at = i;
-        uint32_t c = utf8_next(s, n, &i);
+        uint32_t c;
+        i += core_utf8_next(s, n, i, &c);
         if (invisible(c))
             continue;
         if (c >= 0xFF01 && c <= 0xFF5E)
@@ -654,7 +606,7 @@ static void fold_text(const char *s, size_t n, struct buf *out, size_t max)
             c = ' ';
         if (c == 0xFFFD && i - at == 1)
             continue;
-        utf8_put(out, c);
+        buf_append_utf8(out, c);
     }
 }
 

@@ -260,7 +260,7 @@ void style_sample_of(const struct analysis *a, struct style_sample *s)
     bool space = true;
     for (size_t i = 0; i < end;) {
         uint32_t cp;
-        i += ident_utf8_next(t, end, i, &cp);
+        i += core_utf8_next(t, end, i, &cp);
         uint32_t raw = cp;
         cp = ident_fold(cp);
         if (raw == '\n')

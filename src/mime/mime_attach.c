@@ -93,38 +93,6 @@ void mime_sha256_hex(const unsigned char *data, size_t len, char out[65])
     out[64] = '\0';
 }
 
-/* utf8_next - decode one code point at s (n bytes left); returns its length,
- * 0 when the sequence is invalid (overlong, surrogate, truncated) */
-static size_t utf8_next(const unsigned char *s, size_t n, uint32_t *cp)
-{
-    if (s[0] < 0x80) {
-        *cp = s[0];
-        return 1;
-    }
-    size_t need;
-    uint32_t c, min;
-    if ((s[0] & 0xe0) == 0xc0) {
-        need = 2, c = s[0] & 0x1f, min = 0x80;
-    } else if ((s[0] & 0xf0) == 0xe0) {
-        need = 3, c = s[0] & 0x0f, min = 0x800;
-    } else if ((s[0] & 0xf8) == 0xf0) {
-        need = 4, c = s[0] & 0x07, min = 0x10000;
-    } else {
-        return 0;
-    }
-    if (n < need)
-        return 0;
-    for (size_t i = 1; i < need; i++) {
-        if ((s[i] & 0xc0) != 0x80)
-            return 0;
-        c = (c << 6) | (s[i] & 0x3f);
-    }
-    if (c < min || c > 0x10ffff || (c >= 0xd800 && c <= 0xdfff))
-        return 0;
-    *cp = c;
-    return need;
-}
-
 /* invisible - bidi controls and zero-width characters that disguise names */
 static bool invisible(uint32_t cp)
 {
@@ -145,7 +113,7 @@ char *mime_clean_name(const char *in, size_t n, bool *bidi)
     buf_init(&b, NAME_MAX_BYTES);
     while (i < n) {
         uint32_t cp;
-        size_t k = utf8_next(s + i, n - i, &cp);
+        size_t k = core_utf8_decode(s + i, n - i, &cp);
         int rc;
         if (k == 0) {
             rc = buf_append(&b, "\xef\xbf\xbd", 3);
