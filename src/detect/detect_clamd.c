@@ -210,7 +210,7 @@ static enum clamd_verdict parse_reply(char *r, size_t n, char *out, size_t outsz
     if (vl > fl && memcmp(v + vl - fl, found, fl) == 0) {
         vl -= fl;
         /* ExtendedDetectionInfo: NAME(MD5:SIZE) */
-        if (vl && v[vl - 1] == ')') {
+        if (v[vl - 1] == ')') {
             char *open = memchr(v, '(', vl);
             if (open)
                 vl = (size_t)(open - v);
