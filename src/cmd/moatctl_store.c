@@ -275,7 +275,8 @@ static void print_event_human(json_t *e)
     json_t *v;
     json_object_foreach(e, key, v)
     {
-        if (!strcmp(key, "time") || !strcmp(key, "ts") || !strcmp(key, "event") || !strcmp(key, "qid"))
+        if (!strcmp(key, "time") || !strcmp(key, "ts") || !strcmp(key, "event") || !strcmp(key, "qid") ||
+            !strcmp(key, "detections"))
             continue;
         printf("  %s=", key);
         if (json_is_string(v)) {
@@ -300,6 +301,24 @@ static void print_event_human(json_t *e)
         }
     }
     putchar('\n');
+    /* one indented line per detection: category name (score[, type]): evidence */
+    json_t *dets = json_object_get(e, "detections");
+    for (size_t i = 0; i < json_array_size(dets); i++) {
+        json_t *d = json_array_get(dets, i);
+        const char *type = json_string_value(json_object_get(d, "type"));
+        printf("    detection ");
+        print_field(json_string_value(json_object_get(d, "category")), "-");
+        putchar(' ');
+        print_field(json_string_value(json_object_get(d, "name")), "-");
+        printf(" (%.2f", json_number_value(json_object_get(d, "score")));
+        if (type) {
+            printf(", ");
+            moatctl_print_safe(stdout, type);
+        }
+        printf("): ");
+        moatctl_print_safe(stdout, json_string_value(json_object_get(d, "evidence")) ?: "");
+        putchar('\n');
+    }
 }
 
 static int cmd_tracking_show(struct moatctl *ctx, int argc, char **argv)

@@ -27,6 +27,7 @@
 #define SCAN_IPC_FRAME_MAX 65536
 #define SCAN_PATH_MAX 1024
 #define SCAN_TEXT_MAX 1000
+#define SCAN_DETECTIONS_MAX 16384
 #define SCAN_COMPANY_MAX 64
 #define SCAN_ADDR_MAX 520   /* RFC 5321 path: 64 + 1 + 255, UTF-8 local parts up to 512 */
 #define SCAN_IP_MAX 64
@@ -57,6 +58,9 @@ struct scan_result {
     char from[SCAN_TEXT_MAX];
     uint32_t header_count;
     uint32_t flags;             /* SCAN_FLAG_* */
+    /* the detections as a JSON array of {category, name, score, evidence,
+     * type?} for tracking; whole entries only, "[]" when none */
+    char detections[SCAN_DETECTIONS_MAX];
 };
 
 #define SCAN_FLAG_MALFORMED 1u  /* header block broken or over limits */

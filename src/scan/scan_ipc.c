@@ -15,7 +15,7 @@
 enum { TYPE_REQUEST = 1, TYPE_RESULT = 2 };
 enum {
     T_ID = 1, T_PATH, T_DATA_LEN, T_QID, T_VERDICT, T_REPLY, T_SUMMARY, T_MSGID,
-    T_SUBJECT, T_FROM, T_HDRCOUNT, T_FLAGS, T_COMPANY, T_MAIL_FROM, T_CLIENT_IP, T_NRCPT, T_MAX
+    T_SUBJECT, T_FROM, T_HDRCOUNT, T_FLAGS, T_COMPANY, T_MAIL_FROM, T_CLIENT_IP, T_NRCPT, T_DETECTIONS, T_MAX
 };
 
 struct writer {
@@ -111,6 +111,7 @@ long scan_ipc_encode_result(const struct scan_result *r, unsigned char *out, siz
     put_str(&w, T_FROM, r->from, SCAN_TEXT_MAX - 1);
     put_u64(&w, T_HDRCOUNT, r->header_count);
     put_u64(&w, T_FLAGS, r->flags);
+    put_str(&w, T_DETECTIONS, r->detections, SCAN_DETECTIONS_MAX - 1);
     return finish(&w);
 }
 
@@ -219,6 +220,7 @@ int scan_ipc_decode_result(const unsigned char *p, size_t len, struct scan_resul
         {T_FROM, true, SCAN_TEXT_MAX - 1, r->from, 0},
         {T_HDRCOUNT, false, 0, &r->header_count, UINT32_MAX},
         {T_FLAGS, false, 0, &r->flags, UINT32_MAX},
+        {T_DETECTIONS, true, SCAN_DETECTIONS_MAX - 1, r->detections, 0},
     };
     return decode(p, len, TYPE_RESULT, fs, sizeof fs / sizeof fs[0]);
 }

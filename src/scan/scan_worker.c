@@ -27,6 +27,8 @@
 #include "detect/detect.h"
 #include "store/store.h"
 
+#include <jansson.h>
+
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
@@ -181,6 +183,33 @@ static const struct detect_tenant *tenant_get(const struct moat_config *cfg, con
     return t;
 }
 
+/* detections_json - the detections as a JSON array into out (whole entries
+ * only, as many as fit; the strings are UTF-8 already) */
+static void detections_json(const struct analysis *a, char *out, size_t outsz)
+{
+    size_t len = 0;
+    out[len++] = '[';
+    for (size_t i = 0; i < a->ndetections; i++) {
+        const struct detection *d = &a->detections[i];
+        json_t *o = json_pack("{s:s,s:s,s:f,s:s}", "category", d->category, "name", d->name, "score", d->score,
+                              "evidence", d->evidence ? d->evidence : "");
+        if (o && d->type)
+            json_object_set_new(o, "type", json_string(d->type));
+        char *t = o ? json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
+        json_decref(o);
+        size_t n = t ? strlen(t) : 0;
+        if (t && outsz - len > n + 2) { /* + "," + "]" */
+            if (len > 1)
+                out[len++] = ',';
+            memcpy(out + len, t, n);
+            len += n;
+        }
+        free(t);
+    }
+    out[len++] = ']';
+    out[len] = '\0';
+}
+
 /* summarise - fill the result from the analysis: decoded Message-ID,
  * Subject and From, the malformed bit, and the summary "clean" or the
  * detection categories ("virus,spam"), then "; detections=" with up to 8
@@ -229,6 +258,7 @@ static void summarise(const struct analysis *a, struct scan_result *res)
     }
     copy_text(res->summary, sizeof res->summary, buf_cstr(&b));
     buf_free(&b);
+    detections_json(a, res->detections, sizeof res->detections);
 }
 
 /* analyse - run the analysis of one message */

@@ -666,6 +666,8 @@ static void commit_done(void *arg, bool ok)
         m.subject = s->scan.subject;
         m.header_from = s->scan.from;
         m.action = "accepted";
+        m.scan = s->scan.summary;
+        m.detections = s->scan.detections;
         m.rcpts = (const char *const *)env->rcpts;
         m.rcpt_company = (const char *const *)s->rcpt_company;
         m.nrcpts = env->nrcpts;

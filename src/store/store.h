@@ -123,6 +123,8 @@ struct track_message {
     const char *header_from;
     const char *action;      /* "accepted", "rejected", "deferred" (tempfail) */
     const char *reason;      /* for rejections: the reply or "Exceeded limit – message count (by IP address)" */
+    const char *scan;        /* the verdict summary (X-Moat-Scan), or NULL */
+    const char *detections;  /* JSON array of {category, name, score, evidence, type?}, or NULL */
     const char *const *rcpts;
     const char *const *rcpt_company; /* tenant company_id per recipient (NULL entries ok) */
     size_t nrcpts;

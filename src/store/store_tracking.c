@@ -51,6 +51,7 @@ struct trec {
     char **rcpts, **companies;
     size_t nrcpts;
     char *rcpt, *status, *server, *reply, *event, *detail;
+    char *scan, *detections;
 };
 
 struct tracker {
@@ -75,7 +76,8 @@ static void trec_free(struct trec *r)
 {
     char **strs[] = {&r->qid,        &r->direction, &r->client_ip,   &r->helo,   &r->tls,    &r->sender,
                      &r->message_id, &r->subject,   &r->header_from, &r->action, &r->reason, &r->rcpt,
-                     &r->status,     &r->server,    &r->reply,       &r->event,  &r->detail};
+                     &r->status,     &r->server,    &r->reply,       &r->event,  &r->detail,
+                     &r->scan,       &r->detections};
     for (size_t i = 0; i < sizeof strs / sizeof strs[0]; i++)
         free(*strs[i]);
     for (size_t i = 0; i < r->nrcpts; i++) {
@@ -251,6 +253,12 @@ static int write_message(struct store *st, const struct trec *r)
     json_put(d, "subject", r->subject);
     json_put(d, "header_from", r->header_from);
     json_put(d, "reason", r->reason);
+    json_put(d, "scan", r->scan);
+    json_t *dets = r->detections ? json_loads(r->detections, 0, NULL) : NULL;
+    if (json_is_array(dets))
+        json_object_set_new(d, "detections", dets);
+    else
+        json_decref(dets);
     char *detail = json_text(d);
     if (!(s = store_stmt(st, SQL_TE_ADD))) {
         free(detail);
@@ -529,6 +537,8 @@ void tracker_message(struct tracker *t, const struct track_message *m)
     r->header_from = utf8_clean(m->header_from);
     r->action = utf8_clean(m->action);
     r->reason = utf8_clean(m->reason);
+    r->scan = utf8_clean(m->scan);
+    r->detections = utf8_clean(m->detections);
     if (m->nrcpts && m->rcpts) {
         r->rcpts = xcalloc(m->nrcpts, sizeof *r->rcpts);
         r->companies = xcalloc(m->nrcpts, sizeof *r->companies);

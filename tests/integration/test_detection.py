@@ -178,3 +178,33 @@ def test_writing_style_profile_learnt_into_the_store_reaches_the_workers(make_en
              "thx, do it now pls, its needed before lunch ok?? will explain later\r\n\r\nsent from my iphone\r\n")
     v = scan_header(env, impostor)
     assert "bec" in v and "writing_style" in v, v
+
+
+def test_detections_with_evidence_in_tracking(env):
+    """The worker's detections (category, name, score, evidence, type) reach
+    the message's tracking timeline, in JSON and in the human view."""
+    b64 = base64.encodebytes(EICAR).decode().replace("\n", "\r\n")
+    body = ("--b1\r\nContent-Type: text/plain\r\n\r\nsee attached\r\n"
+            "--b1\r\nContent-Type: application/octet-stream; name=\"tool.com\"\r\n"
+            "Content-Disposition: attachment; filename=\"tool.com\"\r\n"
+            "Content-Transfer-Encoding: base64\r\n\r\n" + b64 + "--b1--\r\n")
+    msg = make_message(subject="tool", body=body,
+                       extra_headers=["MIME-Version: 1.0", "Content-Type: multipart/mixed; boundary=\"b1\""])
+    qid = env.send_ok("alice@protected.test", msg)
+    env.downstream.wait_for_messages(1)
+    import json as _json
+    import time as _time
+    deadline = _time.time() + 10
+    while True:
+        cp = env.moat.ctl("--json", "tracking", "show", qid, check=False)
+        tl = _json.loads(cp.stdout) if cp.returncode == 0 else []
+        dets = [d for e in tl for d in e.get("detections", [])]
+        if dets or _time.time() > deadline:
+            break
+        _time.sleep(0.2)
+    virus = [d for d in dets if d["category"] == "virus"]
+    assert virus, tl
+    assert "tool.com" in virus[0]["evidence"] and virus[0]["type"] == "cleanable", virus
+    assert any(e.get("scan", "").startswith("virus") for e in tl), tl
+    human = env.moat.ctl("tracking", "show", qid).stdout
+    assert "detection virus" in human and "tool.com" in human, human

@@ -43,11 +43,13 @@ static void test_ipc_roundtrip(void **state)
     struct scan_result r = {.id = 7, .verdict = SCAN_REJECT, .header_count = 3, .flags = SCAN_FLAG_MALFORMED};
     core_strlcpy(r.reply, "550 5.7.1 no", sizeof r.reply);
     core_strlcpy(r.subject, "件名", sizeof r.subject);
+    core_strlcpy(r.detections, "[{\"category\":\"virus\"}]", sizeof r.detections);
     n = scan_ipc_encode_result(&r, f, sizeof f);
     assert_true(n > 0);
     assert_int_equal(scan_ipc_decode_result(f, (size_t)n, &res), 0);
     assert_int_equal(res.verdict, SCAN_REJECT);
     assert_string_equal(res.subject, "件名");
+    assert_string_equal(res.detections, "[{\"category\":\"virus\"}]");
     assert_int_equal(res.flags, SCAN_FLAG_MALFORMED);
     /* verdict out of range */
     r.verdict = 9;
