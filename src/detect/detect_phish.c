@@ -37,6 +37,8 @@
  */
 #include "core/core.h"
 
+#include <ctype.h>
+
 #include <arpa/inet.h>
 #include <errno.h>
 
@@ -1268,7 +1270,7 @@ static void check_brand_claim(struct phish *p, const struct analysis *a)
         fold_text(a->text, a->text_len, &body, PHISH_TEXT_MAX);
     const char *dt = buf_cstr(&dn), *st = buf_cstr(&subj), *bt = buf_cstr(&body);
     const char *w = NULL; /* the lure word, looked for once */
-    bool lure_done = false;
+    bool lure_done = false, lure_in_subject = false;
     for (size_t i = 0; i < nbrands; i++) {
         const struct brand *b = &brands[i];
         const char *name = NULL;
@@ -1287,13 +1289,18 @@ static void check_brand_claim(struct phish *p, const struct analysis *a)
             break; /* the brand's own mail (it may name others, too) */
         if (!lure_done) {
             w = lure(st, subj.len);
+            lure_in_subject = w != NULL;
             if (!w)
                 w = lure(bt, body.len);
             lure_done = true;
         }
         if (!in_dn && !w)
             continue; /* a brand in an ordinary subject ("Re: Apple laptop review") */
-        double s = in_dn ? 0.35 : 0.3;
+        /* a brand in the subject with the lure only in the body stays below
+         * PHISH_T_MATCH even with foreign links (newsletters and lists
+         * discussing Apple or Microsoft do that): it needs another signal;
+         * "【Brand】account locked" in the subject itself does not */
+        double s = in_dn || lure_in_subject ? (in_dn ? 0.35 : 0.3) : 0.2;
         struct buf why;
         buf_init(&why, 600);
         char c1[120];
@@ -1333,6 +1340,7 @@ static void check_brand_claim(struct phish *p, const struct analysis *a)
 
 struct html_facts {
     bool form, password, script_redirect, meta_refresh;
+    bool sensitive;     /* an input named like a credential (card, pin, login...) */
     char action[256];   /* first absolute form action */
     size_t script_read; /* bytes of scripts read (PHISH_SCRIPT_SCAN) */
 };
@@ -1366,6 +1374,23 @@ static bool attr_value(const char *p, const char *e, const char *name, char *out
     return false;
 }
 
+/* sensitive_field - an input name that asks for credentials or card data */
+static bool sensitive_field(const char *name)
+{
+    static const char *const words[] = {"card", "cc", "cvv", "cvc", "pin", "pass", "pwd", "login", "user",
+                                        "email", "mail", "account", "acct", "ssn", "otp", "expir", "secur",
+                                        "暗証", "カード", "口座", "パスワード", NULL};
+    char low[256];
+    size_t n = 0;
+    for (; name[n] && n + 1 < sizeof low; n++)
+        low[n] = (char)tolower((unsigned char)name[n]);
+    low[n] = '\0';
+    for (size_t i = 0; words[i]; i++)
+        if (strstr(low, words[i]))
+            return true;
+    return false;
+}
+
 /* html_scan - forms, password fields and script/meta redirects in HTML
  * bytes (a lexical scan of tags, at most PHISH_SCAN_MAX bytes, 10000 tags) */
 static void html_scan(const char *h, size_t n, struct html_facts *f)
@@ -1392,6 +1417,8 @@ static void html_scan(const char *h, size_t n, struct html_facts *f)
         } else if (e - p > 6 && strncasecmp(p, "<input", 6) == 0) {
             if (attr_value(p + 6, e, "type", v, sizeof v) && strcasecmp(v, "password") == 0)
                 f->password = true;
+            if (!f->sensitive && (attr_value(p + 6, e, "name", v, sizeof v) || attr_value(p + 6, e, "id", v, sizeof v)))
+                f->sensitive = sensitive_field(v);
         } else if (e - p > 5 && strncasecmp(p, "<meta", 5) == 0) {
             if (attr_value(p + 5, e, "http-equiv", v, sizeof v) && strcasecmp(v, "refresh") == 0 &&
                 attr_value(p + 5, e, "content", v, sizeof v) && strcasestr(v, "url=http"))
@@ -1431,7 +1458,10 @@ static void check_forms(struct phish *p, const struct analysis *a, const char *m
             note(p, SIG_FORM, 0.85, "HTML attachment %s has a form with a password field%s%s", name,
                  f.action[0] ? " posting to " : "", f.action);
         else if (f.form && f.action[0])
-            note(p, SIG_FORM, 0.7, "HTML attachment %s posts a form to %s", name, f.action);
+            /* a form asking for credentials or card data is a phishing page;
+             * any other (a weather widget's search box) is weak on its own */
+            note(p, SIG_FORM, f.sensitive ? 0.7 : 0.4, "HTML attachment %s posts a form%s to %s", name,
+                 f.sensitive ? " asking for credentials" : "", f.action);
         else if (f.password)
             note(p, SIG_FORM, 0.7, "HTML attachment %s asks for a password", name);
         else if (f.meta_refresh || f.script_redirect)
@@ -1460,7 +1490,7 @@ static void check_forms(struct phish *p, const struct analysis *a, const char *m
             continue;
         detect_registrable(u->host, hreg, sizeof hreg);
         if (strcmp(hreg, freg) != 0)
-            note(p, SIG_FORM, 0.4, "a form in the message body posts to %s, not the sender's domain",
+            note(p, SIG_FORM, 0.3, "a form in the message body posts to %s, not the sender's domain",
                  clip(u->url, 160, c1, sizeof c1));
     }
 }

@@ -230,6 +230,14 @@ static void test_brand(void **state)
                  NULL);
     expect_clean("From: Bob <bob@example.org>\nSubject: apple pie recipe\n\nhttps://recipes.example.org/\n",
                  NULL);
+    /* brand in the subject, lure only in the body (a list discussing Apple): weak;
+     * the lure in the subject itself ("[Apple] account locked"): confident */
+    expect("From: Lists <lists@news.example.org>\nSubject: Apple ships a new laptop\n\nMy account was "
+           "locked after the update, see https://forum.example.org/t/1\n",
+           NULL, "brand-impersonation", 0.4, false);
+    expect("From: Support <no-reply@sxamyl.example>\nSubject: [Apple] account locked\n\n"
+           "https://x.example.net/unlock\n",
+           NULL, "brand-impersonation", 0.54, true);
     struct analysis *a = scan("From: Bob <bob@example.org>\nSubject: Re: Apple laptop review\n\nsee "
                               "https://reviews.example.org/\n",
                               NULL);
@@ -257,6 +265,13 @@ static void test_forms(void **state)
     expect(HDR "MIME-Version: 1.0\nContent-Type: text/html\nContent-Transfer-Encoding: quoted-printable\n\n"
                "<form action=3D\"https://x.example.top/\"><input type=3D\"password\" name=3Dp></form>\n",
            NULL, "credential-form", 0.7, true);
+    /* a widget's search form in an HTML attachment (seen in real ham): weak alone */
+    expect(MULTI "<html><form action=\"http://wwwa.weather.example/forecast.asp\"><input name=zipcode>"
+                 "</form></html>\n--b--\n",
+           NULL, "credential-form", 0.4, false);
+    /* a body search form posting elsewhere: weaker still */
+    expect(HTML "<form action=\"https://www.bookshop.example.org/search\"><input name=q></form>\n", NULL,
+           "credential-form", 0.3, false);
     /* an HTML attachment that is just a document; a body form to the sender */
     expect_clean(MULTI "<html><body><h1>Statement</h1><p>Total 100</p></body></html>\n--b--\n", NULL);
     expect_clean(HTML "<form action=\"https://www.shop.example.com/search\"><input name=q></form>\n", NULL);
