@@ -18,7 +18,8 @@
  * A tenant in the document replaces the stored one as a whole; tenants not
  * in the document are left alone. Domains keep their verification token and
  * (without trust_domains) their verified flag across imports; the read-only
- * export fields "status" and "verification_token" are ignored on import.
+ * export fields "status" and "verification_token" (domains) and
+ * "execution_order" (policies, policy_execution_order) are ignored on import.
  * A domain claimed by a tenant outside the document is refused ("already
  * used by another tenant"). Policies are stored as their canonical JSON per
  * row; routing data (servers, recipients, sending servers) also in columns
@@ -28,7 +29,8 @@
 
 #include <ctype.h>
 #include <jansson.h>
-#include <regex.h>
+
+#include "policy/policy.h"
 
 #define STORE_LIST_MAX 5000          /* approved / blocked senders (PRODUCT.md §3) */
 #define STORE_MAX_TENANTS 10000      /* per document */
@@ -558,24 +560,15 @@ static int v_size(struct vctx *v, json_t *o, const char *k, json_t *out, bool *s
     return 0;
 }
 
-/* v_regex - compile-check one keyword pattern ("(?i)" prefix: ignore case) */
+/* v_regex - compile-check one keyword pattern exactly as the rule engine
+ * compiles it (Vectorscan, "(?i)" prefix: ignore case; policy.h) */
 static int v_regex(struct vctx *v, const char *pat)
 {
-    int fl = REG_EXTENDED | REG_NOSUB;
-    if (strncmp(pat, "(?i)", 4) == 0) {
-        pat += 4;
-        fl |= REG_ICASE;
-    }
-    if (!*pat)
+    char why[256], q[128];
+    if (!*pat || strcmp(pat, "(?i)") == 0)
         return verr(v, "must not be empty");
-    regex_t re;
-    int rc = regcomp(&re, pat, fl);
-    if (rc != 0) {
-        char why[200];
-        regerror(rc, &re, why, sizeof why);
-        return verr(v, "invalid regular expression: %s", why);
-    }
-    regfree(&re);
+    if (policy_pattern_check(pat, why, sizeof why))
+        return verr(v, "invalid regular expression %s: %s", quoted(pat, q, sizeof q), why);
     return 0;
 }
 
@@ -738,7 +731,8 @@ static const char *const INTERCEPT_VALUES[] = {"none",       "delete",          
 static const char *const SPAM_LEVELS[] = {"lowest", "low", "moderate", "high", "highest", NULL};
 static const char *const VIRUS_TYPES[] = {"cleanable", "mass_mailing", "non_mass_mailing", NULL};
 static const char *const BEC_VALUES[] = {"engine", "writing_style", "probable", NULL};
-static const char *const SCAN_EXCLUSIONS[] = {"archive_limits", "encrypted", "malformed", NULL};
+static const char *const SCAN_EXCLUSIONS[] = {"archive_limits", "encrypted", "malformed", "scan_failure",
+                                              NULL};
 static const char *const ATTACHMENT_TYPES[] = {
     "executable", "script", "archive", "document", "office_macro", "pdf", "image",
     "audio",      "video",  "html",    "text",     "disk_image",   NULL};
@@ -1055,10 +1049,18 @@ fail:
 
 static int v_policy(struct vctx *v, json_t *x, json_t *out)
 {
-    static const char *const keys[] = {
-        "name",    "direction",          "enabled",         "notes",    "recipients",
-        "senders", "exclude_recipients", "exclude_senders", "criteria", "actions",
-        NULL};
+    static const char *const keys[] = {"name",
+                                       "direction",
+                                       "enabled",
+                                       "notes",
+                                       "recipients",
+                                       "senders",
+                                       "exclude_recipients",
+                                       "exclude_senders",
+                                       "criteria",
+                                       "actions",
+                                       "execution_order", /* read-only export field: ignored */
+                                       NULL};
     const char *dir;
     if (v_keys(v, x, keys) < 0 || v_text(v, x, "name", T_REQUIRED | T_NONEMPTY, 200, NULL, out, NULL) < 0 ||
         v_enum(v, x, "direction", DIRECTION_VALUES, NULL, false, out, &dir) < 0 ||
@@ -1513,6 +1515,15 @@ static json_t *tenant_export(struct store *st, sqlite3_stmt *ts, bool readonly)
     sqlite3_reset(s);
     if (rc != SQLITE_DONE)
         goto fail;
+    if (readonly && json_array_size(pols)) {
+        /* the order Moat runs them in (docs/policy.md): read-only */
+        size_t np = json_array_size(pols);
+        unsigned *order = xcalloc(np, sizeof *order);
+        if (policy_execution_order(pols, order, np) == 0)
+            for (size_t i = 0; i < np; i++)
+                json_object_set_new(json_array_get(pols, i), "execution_order", json_integer(order[i]));
+        free(order);
+    }
 
     json_t *a = list_export(st, SQL_LIST_OF, tid, "approved");
     json_t *b = list_export(st, SQL_LIST_OF, tid, "blocked");

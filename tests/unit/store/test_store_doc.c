@@ -249,10 +249,10 @@ static const struct bad_case BAD[] = {
      "tenants[0].policies[0].criteria.virus.heuristics: must be true or false"},
     {"tenants[0].policies[0].criteria.scan_exclusion", "[\"timeout\"]",
      "tenants[0].policies[0].criteria.scan_exclusion[0]: must be one of: archive_limits, encrypted, "
-     "malformed"},
+     "malformed, scan_failure"},
     {"tenants[0].policies[0].criteria.scan_exclusion", "[]",
      "tenants[0].policies[0].criteria.scan_exclusion: must list at least one of: archive_limits, encrypted, "
-     "malformed"},
+     "malformed, scan_failure"},
     {"tenants[0].policies[0].criteria.content", "{}",
      "tenants[0].policies[0].criteria.content: has no condition (set attachment_extensions, "
      "attachment_names, "
@@ -275,8 +275,16 @@ static const struct bad_case BAD[] = {
      "give the "
      "extension without the leading dot"},
     {"tenants[0].policies[0].criteria.content", "{\"keywords\": [{\"pattern\": \"(?i)inv(oice\"}]}",
-     "tenants[0].policies[0].criteria.content.keywords[0].pattern: invalid regular expression: Unmatched ( "
-     "or \\("},
+     "tenants[0].policies[0].criteria.content.keywords[0].pattern: invalid regular expression "
+     "\"(?i)inv(oice\": "
+     "Missing close parenthesis for group started at index 7."},
+    /* patterns are checked by Vectorscan, as the rule engine compiles them */
+    {"tenants[0].policies[0].criteria.content", "{\"keywords\": [{\"pattern\": \"a*\"}]}",
+     "tenants[0].policies[0].criteria.content.keywords[0].pattern: invalid regular expression \"a*\": it "
+     "matches the empty string (so it would match every message)"},
+    {"tenants[0].policies[0].criteria.content", "{\"keywords\": [{\"pattern\": \"(a)\\\\1\"}]}",
+     "tenants[0].policies[0].criteria.content.keywords[0].pattern: invalid regular expression \"(a)\\\\1\": "
+     "Back-references are unsupported."},
     {"tenants[0].policies[0].criteria.content", "{\"keywords\": [{\"pattern\": \"(?i)\"}]}",
      "tenants[0].policies[0].criteria.content.keywords[0].pattern: must not be empty"},
     {"tenants[0].policies[0].criteria.content",
@@ -361,7 +369,8 @@ static const struct bad_case BAD[] = {
      "domain, or a URL prefix starting with http:// or https://"},
     {"tenants[0].web_reputation.blocked[1]", "\"bad.TEST\"",
      "tenants[0].web_reputation.blocked[1]: duplicate domain or URL \"bad.test\" (same as [0])"},
-    {"tenants[0].file_passwords[0]", "\"\"", "tenants[0].file_passwords[0]: \"\" is not a valid password: must not be empty"},
+    {"tenants[0].file_passwords[0]", "\"\"",
+     "tenants[0].file_passwords[0]: \"\" is not a valid password: must not be empty"},
 };
 
 static void test_validation_table(void **state)
@@ -659,6 +668,56 @@ static void test_replace_semantics(void **state)
     free(beta);
 }
 
+/* export shows each policy's execution order (docs/policy.md), read-only:
+ * import ignores it, so a forged value changes nothing */
+static void test_execution_order(void **state)
+{
+    struct tenv *e = *state;
+    char err[1024];
+    json_t *d = json_loads(TEST_DOC, 0, NULL);
+    json_t *pols = json_object_get(json_array_get(json_object_get(d, "tenants"), 0), "policies");
+    /* document order: spam, content+quarantine, outbound virus, virus, content+delete */
+    json_array_append_new(pols,
+                          json_loads("{\"name\": \"c-q\", \"direction\": \"inbound\", \"criteria\": "
+                                     "{\"content\": {\"keywords\": [{\"pattern\": \"(?i)請求書|invoice\"}]}},"
+                                     " \"actions\": {\"intercept\": \"quarantine\"}}",
+                                     0, NULL));
+    json_array_append_new(pols, json_loads("{\"name\": \"out-v\", \"direction\": \"outbound\", \"criteria\": "
+                                           "{\"virus\": {}}}",
+                                           0, NULL));
+    json_array_append_new(pols, json_loads("{\"name\": \"v\", \"direction\": \"inbound\", \"criteria\": "
+                                           "{\"virus\": {}}, \"actions\": {\"tag_subject\": \"Virus:\"}}",
+                                           0, NULL));
+    json_array_append_new(pols, json_loads("{\"name\": \"c-d\", \"direction\": \"inbound\", \"criteria\": "
+                                           "{\"content\": {\"attachment_extensions\": [\"exe\"]}}, "
+                                           "\"actions\": {\"intercept\": \"delete\"}}",
+                                           0, NULL));
+    char *t = json_dumps(d, 0);
+    json_decref(d);
+    import_ok(e->st, t, false);
+    free(t);
+    char *x = store_export_json(e->st, NULL, err, sizeof err);
+    assert_non_null(x);
+    d = json_loads(x, 0, NULL);
+    pols = json_object_get(json_array_get(json_object_get(d, "tenants"), 0), "policies");
+    static const int want[] = {4, 3, 1, 1, 2};
+    for (size_t i = 0; i < 5; i++)
+        assert_int_equal(json_integer_value(json_object_get(json_array_get(pols, i), "execution_order")),
+                         want[i]);
+    /* a forged order is ignored: nothing changes */
+    int64_t v = store_config_version(e->st);
+    json_object_set_new(json_array_get(pols, 0), "execution_order", json_integer(99));
+    t = json_dumps(d, 0);
+    json_decref(d);
+    import_ok(e->st, t, false);
+    free(t);
+    assert_int_equal(store_config_version(e->st), v);
+    char *y = store_export_json(e->st, NULL, err, sizeof err);
+    assert_string_equal(x, y);
+    free(x);
+    free(y);
+}
+
 static void test_verified_and_trust(void **state)
 {
     struct tenv *e = *state;
@@ -840,6 +899,7 @@ int main(int argc, char **argv)
         cmocka_unit_test_setup_teardown(test_validation_documents, tenv_setup, tenv_teardown),
         cmocka_unit_test_setup_teardown(test_domain_claimed_elsewhere, tenv_setup, tenv_teardown),
         cmocka_unit_test_setup_teardown(test_round_trip, tenv_setup, tenv_teardown),
+        cmocka_unit_test_setup_teardown(test_execution_order, tenv_setup, tenv_teardown),
         cmocka_unit_test_setup_teardown(test_example_document, tenv_setup, tenv_teardown),
         cmocka_unit_test_setup_teardown(test_idempotent_and_version, tenv_setup, tenv_teardown),
         cmocka_unit_test_setup_teardown(test_replace_semantics, tenv_setup, tenv_teardown),
