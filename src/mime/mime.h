@@ -103,6 +103,9 @@ struct mime_attachment {
     bool double_extension;  /* "invoice.pdf.exe": a document extension before the real one */
     uint64_t extracted;     /* bytes extracted from its archives (counts to archive_total_bytes) */
     bool passwords_pending; /* encrypted entries seen before the text was complete (internal) */
+    bool too_many_entries;  /* extraction stopped at the file/entry count limit: the archive is
+                             * not handed whole to archive-parsing engines (ClamAV's zip code
+                             * is quadratic in the entry count) */
     struct mime_member *members;
     size_t nmembers;
     /* the decoded bytes, kept for detectors (virus scan) until analysis_free;

@@ -504,6 +504,7 @@ static unsigned archive_walk(struct mime_scan *s, const char *path, const unsign
         if (archive_entry_filetype(e) != AE_IFREG && archive_format(ar) != ARCHIVE_FORMAT_RAW) {
             /* directories, links...: not files, but bounded too */
             if (++s->other_entries > 8u * l->archive_files + 1024) {
+                s->at->too_many_entries = true;
                 mime_scan_limit(s, "%s: more than %u directory or link entries",
                                 s->at->filename[0] ? s->at->filename : path, 8u * l->archive_files + 1024);
                 break;
@@ -511,6 +512,7 @@ static unsigned archive_walk(struct mime_scan *s, const char *path, const unsign
             continue;
         }
         if (++s->files > l->archive_files) {
+            s->at->too_many_entries = true;
             mime_scan_limit(s, "%s: more than %u files", s->at->filename[0] ? s->at->filename : path,
                             l->archive_files);
             break;

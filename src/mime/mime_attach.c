@@ -332,6 +332,7 @@ struct mime_member *mime_scan_add_member(struct mime_scan *s, size_t *index)
 {
     struct mime_attachment *at = s->at;
     if (s->members_before + at->nmembers >= MIME_MAX_MEMBERS) {
+        at->too_many_entries = true;
         mime_scan_limit(s, "%s: more than %u archive members in the message", at->filename,
                         (unsigned)MIME_MAX_MEMBERS);
         return NULL;

@@ -185,6 +185,52 @@ static void test_zipped(void **state)
     buf_free(&m);
 }
 
+/* test_crowded_zip - a stored zip of 20,000 empty files plus EICAR first:
+ * the archive is over the entry limit, so it is scanned as bytes only
+ * (ClamAV's zip reader is quadratic in the entry count: a minute per
+ * message), the limit is a scan exclusion, and the raw bytes still match */
+static void test_crowded_zip(void **state)
+{
+    (void)state;
+    size_t cap = 4u * 1024 * 1024, used = 0;
+    unsigned char *zbuf = xmalloc(cap);
+    struct archive *ar = archive_write_new();
+    assert_int_equal(archive_write_set_format_zip(ar), ARCHIVE_OK);
+    assert_int_equal(archive_write_set_options(ar, "zip:compression=store"), ARCHIVE_OK);
+    archive_write_set_bytes_in_last_block(ar, 1);
+    assert_int_equal(archive_write_open_memory(ar, zbuf, cap, &used), ARCHIVE_OK);
+    for (unsigned i = 0; i < 20000; i++) {
+        char name[32];
+        snprintf(name, sizeof name, "f%u", i);
+        struct archive_entry *e = archive_entry_new();
+        archive_entry_set_pathname(e, name);
+        archive_entry_set_size(e, i == 0 ? (la_int64_t)strlen(eicar) : 0);
+        archive_entry_set_filetype(e, AE_IFREG);
+        archive_entry_set_perm(e, 0644);
+        assert_int_equal(archive_write_header(ar, e), ARCHIVE_OK);
+        if (i == 0)
+            assert_int_equal(archive_write_data(ar, eicar, strlen(eicar)), (la_ssize_t)strlen(eicar));
+        archive_entry_free(e);
+    }
+    assert_int_equal(archive_write_close(ar), ARCHIVE_OK);
+    archive_write_free(ar);
+    struct buf m;
+    message(&m, "files", "crowd.zip", zbuf, used);
+    free(zbuf);
+    struct analysis *a = scan(&m);
+    bool limits = false;
+    for (size_t i = 0; i < a->nflags; i++)
+        limits |= strcmp(a->flags[i].name, "archive_limits") == 0;
+    assert_true(limits);
+    assert_true(a->nattachments == 1 && a->attachments[0].too_many_entries);
+    if (!find(a, "virus", NULL, "crowd.zip") || !find(a, "scan_exclusion", NULL, "crowd.zip"))
+        dump(a);
+    assert_non_null(find(a, "virus", NULL, "crowd.zip"));
+    assert_non_null(find(a, "scan_exclusion", NULL, "crowd.zip"));
+    analysis_free(a);
+    buf_free(&m);
+}
+
 static void test_nested5(void **state)
 {
     struct buf m;
@@ -839,6 +885,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_attachment),   cmocka_unit_test(test_body),
         cmocka_unit_test(test_zipped),       cmocka_unit_test(test_nested5),
+        cmocka_unit_test(test_crowded_zip),
         cmocka_unit_test(test_password_zip), cmocka_unit_test(test_clean),
         cmocka_unit_test(test_heuristics),   cmocka_unit_test(test_types),
         cmocka_unit_test(test_corpus),
