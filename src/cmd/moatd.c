@@ -11,6 +11,7 @@
 #include "core/core.h"
 #include "queue/queue.h"
 #include "scan/scan.h"
+#include "policy/policy.h"
 #include "smtp/smtp.h"
 #include "smtp/smtp_tls.h"
 #include "store/store.h"
@@ -55,6 +56,19 @@ static int reload_domains(struct store *st, struct smtp_server *srv, struct queu
     smtp_server_set_domains(srv, m);
     queue_mgr_set_domains(qm, m);
     domain_map_unref(m);
+    /* the tenants' policies, for the decisions taken before the scan */
+    char err[512];
+    char *doc = store_export_json(st, NULL, err, sizeof err);
+    struct policy_table *pt = doc ? policy_table_build(doc, strlen(doc), err, sizeof err) : NULL;
+    free(doc);
+    if (!pt)
+        log_error("policies not loaded: %s", err);
+    else if (err[0])
+        log_error("policies: a tenant left out: %s", err);
+    if (pt) {
+        smtp_server_set_policies(srv, pt);
+        policy_table_unref(pt);
+    }
     return 0;
 }
 

@@ -206,4 +206,16 @@ bool policy_disposition_same(const struct policy_disposition *x, const struct po
 /* policy_thread_done - free the calling thread's Vectorscan scratch */
 void policy_thread_done(void);
 
+/* ---------------------------------------------------------------- tenants (policy_table.c) */
+/* Every tenant's set by company ID, for the main process. build: from the
+ * `moatctl export` document of all tenants; a tenant that does not compile
+ * is left out and the first such problem is written to err (err is "" when
+ * all compiled); NULL only when the document itself is unusable. find: the
+ * tenant's set, borrowed while the table is held (case-insensitive). */
+struct policy_table;
+struct policy_table *policy_table_build(const char *json, size_t len, char *err, size_t errsz);
+struct policy_set *policy_table_find(const struct policy_table *t, const char *company_id);
+struct policy_table *policy_table_ref(struct policy_table *t);
+void policy_table_unref(struct policy_table *t);
+
 #endif

@@ -31,6 +31,9 @@ struct smtp_server *smtp_server_new(const struct smtp_server_deps *deps, char *e
 int smtp_server_start(struct smtp_server *srv, char *err, size_t errsz);
 /* smtp_server_set_domains - new routing snapshot (a reference is taken) */
 void smtp_server_set_domains(struct smtp_server *srv, struct domain_map *map);
+/* smtp_server_set_policies - new policy table (a reference is taken) */
+struct policy_table;
+void smtp_server_set_policies(struct smtp_server *srv, struct policy_table *t);
 /* smtp_server_stop - stop accepting; let in-flight messages finish
  * (bounded), close sessions with 421, join the threads */
 void smtp_server_stop(struct smtp_server *srv);

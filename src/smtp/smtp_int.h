@@ -44,10 +44,13 @@ struct smtp_server {
     size_t ipc_cap;
     atomic_size_t connections;
     struct scan_zygote *zygote;    /* forks every loop's scan workers; may be NULL */
+    struct policy_table *policies; /* tenants' compiled policies (RCPT-time decisions); under lock */
 };
 
 /* smtp_server_domains - a referenced snapshot (caller unrefs), may be NULL */
 struct domain_map *smtp_server_domains(struct smtp_server *srv);
+/* smtp_server_policies - a referenced snapshot (caller unrefs), may be NULL */
+struct policy_table *smtp_server_policies(struct smtp_server *srv);
 /* smtp_server_conn_open - count a connection; false if over a limit (reply
  * filled with the 421 line) */
 bool smtp_server_conn_open(struct smtp_server *srv, const char *ip, char *reply, size_t replysz);

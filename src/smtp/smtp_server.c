@@ -11,6 +11,7 @@
  */
 #include "core/core.h"
 #include "smtp/smtp_int.h"
+#include "policy/policy.h"
 
 #include <errno.h>
 #include <netinet/in.h>
@@ -105,6 +106,24 @@ void smtp_server_set_domains(struct smtp_server *srv, struct domain_map *map)
     pthread_mutex_unlock(&srv->lock);
     if (old)
         domain_map_unref(old);
+}
+
+struct policy_table *smtp_server_policies(struct smtp_server *srv)
+{
+    pthread_mutex_lock(&srv->lock);
+    struct policy_table *t = policy_table_ref(srv->policies);
+    pthread_mutex_unlock(&srv->lock);
+    return t;
+}
+
+void smtp_server_set_policies(struct smtp_server *srv, struct policy_table *t)
+{
+    policy_table_ref(t);
+    pthread_mutex_lock(&srv->lock);
+    struct policy_table *old = srv->policies;
+    srv->policies = t;
+    pthread_mutex_unlock(&srv->lock);
+    policy_table_unref(old);
 }
 
 static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa, int salen, void *arg)
@@ -303,6 +322,7 @@ void smtp_server_free(struct smtp_server *srv)
     scan_zygote_stop(srv->zygote);
     if (srv->map)
         domain_map_unref(srv->map);
+    policy_table_unref(srv->policies);
     ratelimit_free(srv->ratelimit);
     free(srv->ipc);
     pthread_mutex_destroy(&srv->lock);

@@ -25,6 +25,7 @@
 #include "smtp/smtp_data.h"
 #include "smtp/smtp_int.h"
 #include "smtp/smtp_tls.h"
+#include "policy/policy.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -64,7 +65,9 @@ struct smtp_session {
     size_t nrcpts;
     char last_reject[300];
     unsigned rejected_rcpts;
+    unsigned tracked_rejects;  /* of those, recorded in tracking one by one */
     struct domain_map *map;
+    struct policy_table *policies; /* snapshot taken at MAIL, like map */
     /* message */
     struct smtp_data data;
     struct spool_incoming *in;
@@ -220,6 +223,7 @@ static void transaction_reset(struct smtp_session *s)
     s->qid[0] = '\0';
     s->last_reject[0] = '\0';
     s->rejected_rcpts = 0;
+    s->tracked_rejects = 0;
     if (s->in) {
         spool_incoming_abort(s->in);
         s->in = NULL;
@@ -228,6 +232,8 @@ static void transaction_reset(struct smtp_session *s)
         domain_map_unref(s->map);
         s->map = NULL;
     }
+    policy_table_unref(s->policies);
+    s->policies = NULL;
     s->msg_bytes = 0;
     s->too_big = s->write_failed = false;
     s->bdat_remaining = 0;
@@ -259,6 +265,31 @@ static void track_refusal(struct smtp_session *s, const char *reason)
     m.rcpt_company = (const char *const *)s->rcpt_company;
     m.nrcpts = s->nrcpts;
     tracker_message(s->srv->d.tracker, &m);
+}
+
+/* track_rcpt_refusal - one recipient refused for its tenant's reasons
+ * (blocked sender): its own tracking record, visible to that tenant */
+static void track_rcpt_refusal(struct smtp_session *s, const char *rcpt, const char *company, const char *reason)
+{
+    struct track_message m;
+    memset(&m, 0, sizeof m);
+    char qid[CORE_QID_LEN + 1];
+    core_qid_new(qid);
+    m.qid = qid;
+    m.time = core_now();
+    m.direction = "inbound";
+    m.client_ip = s->ip;
+    m.helo = s->helo;
+    m.tls = s->tls ? s->tls_desc : NULL;
+    m.sender = s->in_mail ? s->mail.path.addr : NULL;
+    m.action = "rejected";
+    m.reason = reason;
+    const char *rcpts[1] = {rcpt}, *companies[1] = {company};
+    m.rcpts = rcpts;
+    m.rcpt_company = companies;
+    m.nrcpts = 1;
+    tracker_message(s->srv->d.tracker, &m);
+    s->tracked_rejects++;
 }
 
 /* ---------------------------------------------------------------- commands */
@@ -421,6 +452,7 @@ static void cmd_mail(struct smtp_session *s, const struct smtp_cmd *c)
         return;
     }
     s->map = smtp_server_domains(s->srv);
+    s->policies = smtp_server_policies(s->srv);
     reply(s, "250 2.1.0 Ok");
 }
 
@@ -461,6 +493,18 @@ static void cmd_rcpt(struct smtp_session *s, const struct smtp_cmd *c)
     }
     if (!domain_entry_has_recipient(d, r.path.addr)) {
         rcpt_reject(s, "550 5.1.1 Recipient address rejected: User unknown");
+        return;
+    }
+    /* the recipient's tenant blocks this sender (address, *@domain, or the
+     * client's IP/CIDR): the sender alone decides, so refuse now */
+    const struct policy_set *ps = policy_table_find(s->policies, d->company_id);
+    if (ps && policy_sender_blocked(ps, s->mail.path.null ? "" : s->mail.path.addr, s->ip)) {
+        char esc[300];
+        log_escape(r.path.addr, strlen(r.path.addr), esc, sizeof esc);
+        log_info("smtp sender blocked session=%s client=%s rcpt=%s company=%s", s->id, s->ip, esc, d->company_id);
+        static const char blocked[] = "550 5.7.1 Sender address rejected: blocked by the recipient's policy";
+        rcpt_reject(s, blocked);
+        track_rcpt_refusal(s, r.path.addr, d->company_id, "Blocked sender (recipient's policy)");
         return;
     }
     for (size_t i = 0; i < s->nrcpts; i++) {
@@ -611,7 +655,7 @@ static void dispatch(struct smtp_session *s, const char *line, size_t len)
         cmd_bdat(s, &c);
         break;
     case SMTP_VERB_RSET:
-        if (s->in_mail && s->nrcpts == 0 && s->rejected_rcpts)
+        if (s->in_mail && s->nrcpts == 0 && s->rejected_rcpts > s->tracked_rejects)
             track_refusal(s, s->last_reject);
         transaction_reset(s);
         reply(s, "250 2.0.0 Ok");
@@ -620,7 +664,7 @@ static void dispatch(struct smtp_session *s, const char *line, size_t len)
         reply(s, "250 2.0.0 Ok");
         break;
     case SMTP_VERB_QUIT:
-        if (s->in_mail && s->nrcpts == 0 && s->rejected_rcpts)
+        if (s->in_mail && s->nrcpts == 0 && s->rejected_rcpts > s->tracked_rejects)
             track_refusal(s, s->last_reject);
         transaction_reset(s);
         session_close(s, "221 2.0.0 Bye");
