@@ -26,6 +26,8 @@ static const struct moatctl_cmd moatctl_commands[] = {
     {"export", "[--tenant ID]", "print the tenant document (all tenants, or one)", moatctl_cmd_export, NULL},
     {"tracking", NULL, "message tracking", NULL, moatctl_tracking_cmds},
     {"queue", NULL, "the delivery queue", NULL, moatctl_queue_cmds},
+    {"quarantine", NULL, "quarantined messages", NULL, moatctl_quarantine_cmds},
+    {"notify", NULL, "notification templates", NULL, moatctl_notify_cmds},
     {"scan", "[--tenant ID] [--mail-from ADDR] [--client-ip IP] [--rcpts N] FILE.eml...", "analyse messages offline and print the analysis as JSON", moatctl_cmd_scan, NULL},
     {"train", "--spam DIR --ham DIR [--out MODEL]", "train the spam classifier on raw messages", moatctl_cmd_train, NULL},
     {"style", NULL, "writing-style profiles of high-profile users (BEC)", NULL, moatctl_style_cmds},

@@ -52,6 +52,10 @@ int moatctl_cmd_scan(struct moatctl *ctx, int argc, char **argv);
 int moatctl_cmd_train(struct moatctl *ctx, int argc, char **argv);
 /* moatctl_style.c */
 extern const struct moatctl_cmd moatctl_style_cmds[];
+/* moatctl_quarantine.c */
+extern const struct moatctl_cmd moatctl_quarantine_cmds[];
+/* moatctl_notify.c */
+extern const struct moatctl_cmd moatctl_notify_cmds[];
 
 /* moatctl_error - print "moatctl: <msg>" on stderr; returns code */
 int moatctl_error(int code, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

@@ -4,11 +4,13 @@
  * server, then wait for signals (SIGTERM/SIGINT: graceful stop; SIGHUP:
  * reload tenant data and the routing snapshot). The tenant data version is
  * also polled every second, so `moatctl import` takes effect without a
- * signal. With --scan-worker it runs as a scan worker process instead.
+ * signal. Hourly: the tracking and quarantine retention purges. With
+ * --scan-worker it runs as a scan worker process instead.
  *
  *   moatd -c FILE [--check] [--version]
  */
 #include "core/core.h"
+#include "quarantine/quarantine.h"
 #include "queue/queue.h"
 #include "scan/scan.h"
 #include "policy/policy.h"
@@ -173,6 +175,7 @@ int main(int argc, char **argv)
     raise_nofile();
     int rc = 2;
     struct store *st = NULL;
+    struct quarantine *qr = NULL; /* the retention purge (main loop) */
     struct tracker *tr = NULL;
     struct spool *sp = NULL;
     struct queue_mgr *qm = NULL;
@@ -181,6 +184,10 @@ int main(int argc, char **argv)
 
     if (store_open(&cfg, &st, err, sizeof err) < 0) {
         log_error("cannot open store: %s", err);
+        goto out;
+    }
+    if (!(qr = quarantine_open(cfg.data_dir, st, err, sizeof err))) {
+        log_error("cannot open the quarantine: %s", err);
         goto out;
     }
     if (!(tr = tracker_start(&cfg, err, sizeof err))) {
@@ -250,6 +257,8 @@ int main(int argc, char **argv)
             long purged = store_tracking_purge(st, now - (double)cfg.tracking_retention);
             if (purged > 0)
                 log_info("tracking purged rows=%ld", purged);
+            if (qr && quarantine_purge(qr, now - (double)cfg.quarantine_retention) < 0)
+                log_error("quarantine purge failed");
         }
     }
     log_info("stopping");
@@ -263,6 +272,7 @@ out:
     spool_close(sp);
     if (tr)
         tracker_stop(tr);
+    quarantine_close(qr);
     store_close(st);
     if (server_ctx)
         SSL_CTX_free(server_ctx);

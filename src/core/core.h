@@ -87,6 +87,12 @@ bool core_strcaseeq(const char *a, const char *b);
 /* core_parse_hostport - "host:port" or "[v6]:port"; -1 on error */
 int core_parse_hostport(const char *s, char *host, size_t hostsz, uint16_t *port);
 
+/* ---------------------------------------------------------------- header fields (core_header.c) */
+/* core_header_value - the unfolded value of the first field `name` in the
+ * header block of msg (first 256 KB), controls removed, cut to outsz - 1;
+ * false when absent */
+bool core_header_value(const char *msg, size_t len, const char *name, char *out, size_t outsz);
+
 /* ---------------------------------------------------------------- time, IDs */
 double core_now(void);          /* CLOCK_REALTIME seconds as double */
 double core_monotonic(void);    /* CLOCK_MONOTONIC seconds */

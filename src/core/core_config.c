@@ -53,7 +53,7 @@ static const struct config_entry config_table[] = {
     {"limit_block", CT_DURATION, OFF(limit_block), "5m", 1, DAY, "how long a source over a rate limit gets 4xx"},
     {"message_size_limit", CT_SIZE, OFF(message_size_limit), "150M", 1024, 2ULL * 1024 * 1024 * 1024, "largest accepted message (bytes)"},
     {"recipient_limit", CT_COUNT, OFF(recipient_limit), "500", 1, 100000, "recipients per message"},
-    {"quarantine_retention", CT_DURATION, OFF(quarantine_retention), "30d", 3600, 3650 * DAY, "how long quarantined mail is kept"},
+    {"quarantine_retention", CT_DURATION, OFF(quarantine_retention), "30d", 3600, 3650 * DAY, "how long quarantined mail is kept (moatd purges hourly; also `moatctl quarantine purge`)"},
     {"tracking_retention", CT_DURATION, OFF(tracking_retention), "90d", 3600, 3650 * DAY, "how long message tracking is kept"},
     {"smtp_max_connections", CT_COUNT, OFF(smtp_max_connections), "2000", 1, 1000000, "simultaneous inbound SMTP connections in total"},
     {"smtp_max_connections_per_ip", CT_COUNT, OFF(smtp_max_connections_per_ip), "50", 1, 1000000, "simultaneous inbound SMTP connections per client IP"},

@@ -1,7 +1,10 @@
 /*
- * notify.h - messages Moat generates itself. For now: delivery status
- * notifications (RFC 3464 multipart/report) for bounced and expired mail.
- * Pure functions: they build the message text; the queue injects it.
+ * notify.h - messages Moat generates itself: delivery status notifications
+ * (RFC 3464 multipart/report) for bounced and expired mail (notify_dsn.c),
+ * and notifications made from templates (notify_template.c: "Virus
+ * detection", "Attachment deleted", ... in Japanese and English).
+ * Pure functions build the message text; the queue injects it
+ * (queue_mgr_inject in moatd, queue_ctl_inject from moatctl).
  */
 #ifndef MOAT_NOTIFY_H
 #define MOAT_NOTIFY_H
@@ -11,6 +14,7 @@
 #include <stdint.h>
 
 #include "core/core.h"
+#include "queue/queue.h"
 
 struct dsn_recipient {
     const char *addr;          /* the final recipient */
@@ -41,5 +45,108 @@ struct dsn_info {
  * human-readable part in English and Japanese, message/delivery-status, and
  * text/rfc822-headers of the original) to out. Returns 0 or -1 (out too small). */
 int notify_dsn_build(const struct dsn_info *info, struct buf *out);
+
+/* ---------------------------------------------------------------- templates */
+/* Variables: %NAME% in a template's subject and body; "%%" is a percent
+ * sign; an unknown %WORD% is left as it is. */
+enum notify_var {
+    NOTIFY_VAR_SENDER = 0,   /* the original envelope sender */
+    NOTIFY_VAR_RECIPIENTS,   /* its recipients, ", "-separated */
+    NOTIFY_VAR_SUBJECT,      /* its subject (decoded, UTF-8) */
+    NOTIFY_VAR_RULE,         /* the rule that sent the notification */
+    NOTIFY_VAR_DETECTIONS,   /* detection names, e.g. "Eicar-Test-Signature" */
+    NOTIFY_VAR_DATE,         /* when the message arrived */
+    NOTIFY_VAR_QID,          /* its queue ID */
+    NOTIFY_VAR_TENANT,       /* the tenant's company name */
+    NOTIFY_VAR_QUARANTINE_ID,
+    NOTIFY_VAR_ATTACHMENTS,  /* names of deleted attachments */
+    NOTIFY_VAR_SIZE,         /* message size */
+    NOTIFY_VAR_SIZE_LIMIT,
+    NOTIFY_VAR_REASON,       /* why, in words */
+    NOTIFY_NVARS
+};
+#define NOTIFY_VALUE_MAX 4096          /* one variable's value, bytes (cut at a character) */
+#define NOTIFY_TEMPLATE_MAX (64 * 1024) /* a template file or text */
+#define NOTIFY_SUBJECT_MAX 600         /* the rendered subject, bytes before encoding */
+#define NOTIFY_RCPTS_MAX 100           /* recipients of one notification */
+
+/* notify_var_find - index of a variable name ("sender" / "SENDER"), or -1 */
+int notify_var_find(const char *name);
+/* notify_var_name - "SENDER", ... */
+const char *notify_var_name(enum notify_var v);
+
+struct notify_vars {
+    const char *v[NOTIFY_NVARS]; /* NULL = empty */
+};
+
+struct notify_template {
+    char *name;    /* display name, e.g. "Virus detection" */
+    char *lang;    /* "ja" / "en" */
+    char *subject; /* with variables */
+    char *body;    /* UTF-8, LF or CRLF line ends */
+};
+void notify_template_free(struct notify_template *t);
+
+/* the shipped default templates: display name and file stem
+ * (data/templates/<stem>.<lang>.txt); ended by a NULL name */
+struct notify_default {
+    const char *name, *stem;
+};
+extern const struct notify_default notify_defaults[];
+
+/* notify_template_dir - $MOAT_TEMPLATE_DIR, else MOAT_DATADIR/templates */
+const char *notify_template_dir(void);
+
+/* notify_template_load - the template called name (display name or file
+ * stem, case-insensitive) in lang ("ja" or "en"): first from the tenant's
+ * own list (tenant, ntenant; the tenant document's "notification_templates"
+ * may provide it), else the shipped file in dir (NULL: notify_template_dir).
+ * *out gets owned copies. 0, or -1 with err (unknown template or language,
+ * unreadable or malformed file). */
+int notify_template_load(const char *name, const char *lang, const struct notify_template *tenant, size_t ntenant,
+                         const char *dir, struct notify_template *out, char *err, size_t errsz);
+/* notify_template_parse - "Subject: ...\n\nbody" (leading '#' lines are
+ * comments) into out; 0 or -1 with err */
+int notify_template_parse(const char *text, size_t len, struct notify_template *out, char *err, size_t errsz);
+
+struct notify_message {
+    const struct notify_template *tpl;
+    const struct notify_vars *vars;
+    const char *hostname;         /* service hostname: From domain, Message-ID */
+    const char *tenant_name;      /* From display name (may be NULL) */
+    const char *const *to;        /* recipient addresses */
+    size_t nto;                   /* 1..NOTIFY_RCPTS_MAX */
+    const char *qid;              /* the notification's own queue ID */
+    const char *original;         /* original message (its header block is attached), or NULL */
+    size_t original_len;
+    double date;                  /* 0 = now */
+};
+
+/* notify_render_text - the template's subject (one line, controls removed,
+ * cut to subjectsz - 1 at a character) and body (appended, UTF-8, LF line
+ * ends) with the variables replaced: what a preview shows. 0 or -1. */
+int notify_render_text(const struct notify_template *tpl, const struct notify_vars *vars, char *subject,
+                       size_t subjectsz, struct buf *body);
+
+/* notify_render - append the complete message (CRLF): Received, From
+ * "<tenant> <postmaster@hostname>", To, Subject (RFC 2047 when not ASCII),
+ * Date, Message-ID, Auto-Submitted: auto-generated, X-Moat-Notification,
+ * MIME UTF-8 text (base64), and with an original a multipart/mixed with its
+ * headers as text/rfc822-headers. Variable values have controls removed
+ * (no header injection) and invalid UTF-8 replaced. 0 or -1. */
+int notify_render(const struct notify_message *m, struct buf *out);
+
+/* notify_prepare - a new queue ID, notify_render into out, and env filled
+ * for queuing (owned: queue_envelope_free): the null sender, the
+ * recipients, is_dsn (never bounced: no DSN loop), scan summary "generated
+ * notification". Notifications are queued directly, never through SMTP and
+ * the scan, so no rule can match them and notify about them again. */
+int notify_prepare(const struct notify_message *m, struct buf *out, struct queue_envelope *env);
+
+/* notify_is_generated - the header block of msg marks it as automatic
+ * (X-Moat-Notification, or Auto-Submitted other than "no", RFC 3834): the
+ * policy must send no notification about it (loop guard for generated mail
+ * that comes back in through SMTP). */
+bool notify_is_generated(const char *msg, size_t len);
 
 #endif

@@ -23,6 +23,9 @@
  * CRLF line ends (bare CR and NUL dropped) so the DSN itself can be relayed
  * without SMTP smuggling. The MIME boundary is random and checked against
  * the content. A null sender never gets a DSN (a bounce is not bounced).
+ *
+ * The field helpers (notify_sanitize, notify_format_date, base64, the
+ * header block, random hex) are shared with the templates (notify_int.h).
  */
 #include "core/core.h"
 
@@ -30,16 +33,14 @@
 #include <time.h>
 
 #include "notify/notify.h"
+#include "notify/notify_int.h"
 
 #define NOTIFY_DSN_HEADERS_MAX (64 * 1024) /* returned original headers */
-#define NOTIFY_FIELD_MAX 900               /* one field value, bytes */
-#define NOTIFY_LINE_MAX 998                /* RFC 5322 2.1.1 */
-#define NOTIFY_ADDR_MAX 512
 
-/* sanitize - copy a field value: controls (CR, LF, ...) and DEL dropped,
+/* notify_sanitize - copy a field value: controls (CR, LF, ...) and DEL dropped,
  * tabs become spaces; non-ASCII kept only when allow_8bit, else '?';
  * cut to outsz-1 bytes. Returns out. */
-static char *sanitize(const char *in, bool allow_8bit, char *out, size_t outsz)
+char *notify_sanitize(const char *in, bool allow_8bit, char *out, size_t outsz)
 {
     size_t o = 0;
     if (outsz == 0)
@@ -70,16 +71,18 @@ static char *sanitize(const char *in, bool allow_8bit, char *out, size_t outsz)
     return out;
 }
 
-/* sanitize_addr - an address for a header: as sanitize, and without the
- * characters that would end or break an angle-addr ("<>", quotes, commas
- * and spaces are kept out so the field stays one mailbox) */
-static char *sanitize_addr(const char *in, char *out, size_t outsz)
+/* notify_sanitize_addr - an address for a header: as sanitize, and without the
+ * characters that would end or break an angle-addr ("<>", quotes, commas,
+ * colons, backslashes and spaces are kept out so the field stays one
+ * mailbox and never becomes a group) */
+char *notify_sanitize_addr(const char *in, char *out, size_t outsz)
 {
     char tmp[NOTIFY_ADDR_MAX];
-    sanitize(in, true, tmp, sizeof tmp);
+    notify_sanitize(in, true, tmp, sizeof tmp);
     size_t o = 0;
     for (const char *p = tmp; *p && o < outsz - 1; p++) {
-        if (*p == '<' || *p == '>' || *p == ' ' || *p == ',' || *p == ';' || *p == '(' || *p == ')')
+        if (*p == '<' || *p == '>' || *p == ' ' || *p == ',' || *p == ';' || *p == '(' || *p == ')' || *p == ':' ||
+            *p == '"' || *p == '\\')
             continue;
         out[o++] = *p;
     }
@@ -87,8 +90,8 @@ static char *sanitize_addr(const char *in, char *out, size_t outsz)
     return out;
 }
 
-/* format_date - RFC 5322 date-time in UTC (locale independent) */
-static void format_date(double t, char *out, size_t outsz)
+/* notify_format_date - RFC 5322 date-time in UTC (locale independent) */
+void notify_format_date(double t, char *out, size_t outsz)
 {
     static const char *const wd[] = {"Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"};
     static const char *const mo[] = {"Jan", "Feb", "Mar", "Apr", "May", "Jun",
@@ -152,8 +155,8 @@ static void xtext_decode(const char *in, char *out, size_t outsz)
     out[o] = '\0';
 }
 
-/* append_base64 - base64 of data, lines of 76 characters, CRLF-ended */
-static int append_base64(struct buf *out, const char *data, size_t len)
+/* notify_append_base64 - base64 of data, lines of 76 characters, CRLF-ended */
+int notify_append_base64(struct buf *out, const char *data, size_t len)
 {
     static const char tbl[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     char line[80];
@@ -186,10 +189,10 @@ static int append_base64(struct buf *out, const char *data, size_t len)
     return 0;
 }
 
-/* append_header_block - the original's header block (up to the first empty
+/* notify_append_header_block - the original's header block (up to the first empty
  * line), normalised to CRLF, lines cut to 998, at most max bytes, cut at a
  * line end. Always ends with CRLF when anything was written. */
-static int append_header_block(struct buf *out, const char *msg, size_t len, size_t max, bool *eightbit)
+int notify_append_header_block(struct buf *out, const char *msg, size_t len, size_t max, bool *eightbit)
 {
     size_t written = 0, i = 0;
     char line[NOTIFY_LINE_MAX + 2];
@@ -240,8 +243,8 @@ static int human_text(const struct dsn_info *info, const char *mta, bool any_fai
                                 "not need to send it again.\r\n\r\n");
     for (size_t i = 0; i < info->nrcpts; i++) {
         const struct dsn_recipient *r = &info->rcpts[i];
-        sanitize(r->addr, true, addr, sizeof addr);
-        sanitize(r->diagnostic ? r->diagnostic : "", true, diag, sizeof diag);
+        notify_sanitize(r->addr, true, addr, sizeof addr);
+        notify_sanitize(r->diagnostic ? r->diagnostic : "", true, diag, sizeof diag);
         rc |= buf_printf(t, "<%s>: %s%s%s\r\n", addr, r->failed ? "delivery failed" : "delivery delayed",
                          diag[0] ? ": " : "", diag);
     }
@@ -257,8 +260,8 @@ static int human_text(const struct dsn_info *info, const char *mta, bool any_fai
                "いません。メールシステムは配信を引き続き試みますので、再送の必要はありません。\r\n\r\n");
     for (size_t i = 0; i < info->nrcpts; i++) {
         const struct dsn_recipient *r = &info->rcpts[i];
-        sanitize(r->addr, true, addr, sizeof addr);
-        sanitize(r->diagnostic ? r->diagnostic : "", true, diag, sizeof diag);
+        notify_sanitize(r->addr, true, addr, sizeof addr);
+        notify_sanitize(r->diagnostic ? r->diagnostic : "", true, diag, sizeof diag);
         rc |= buf_printf(t, "<%s>: %s%s%s\r\n", addr, r->failed ? "配信失敗" : "配信遅延",
                          diag[0] ? ": " : "", diag);
     }
@@ -271,17 +274,17 @@ static int status_block(const struct dsn_info *info, const char *mta, struct buf
     char v[NOTIFY_FIELD_MAX], v2[NOTIFY_FIELD_MAX], date[64];
     int rc = 0;
     rc |= buf_printf(s, "Reporting-MTA: dns; %s\r\n", mta);
-    rc |= buf_printf(s, "X-Moat-Queue-ID: %s\r\n", sanitize(info->qid, false, v, sizeof v));
+    rc |= buf_printf(s, "X-Moat-Queue-ID: %s\r\n", notify_sanitize(info->qid, false, v, sizeof v));
     if (info->envid && info->envid[0]) {
         xtext_decode(info->envid, v2, sizeof v2);
-        rc |= buf_printf(s, "Original-Envelope-Id: %s\r\n", sanitize(v2, false, v, sizeof v));
+        rc |= buf_printf(s, "Original-Envelope-Id: %s\r\n", notify_sanitize(v2, false, v, sizeof v));
     }
-    format_date(info->arrival, date, sizeof date);
+    notify_format_date(info->arrival, date, sizeof date);
     rc |= buf_printf(s, "Arrival-Date: %s\r\n", date);
     for (size_t i = 0; i < info->nrcpts; i++) {
         const struct dsn_recipient *r = &info->rcpts[i];
         rc |= buf_append_str(s, "\r\n");
-        rc |= buf_printf(s, "Final-Recipient: rfc822; %s\r\n", sanitize(r->addr, false, v, sizeof v));
+        rc |= buf_printf(s, "Final-Recipient: rfc822; %s\r\n", notify_sanitize(r->addr, false, v, sizeof v));
         if (r->orcpt && r->orcpt[0]) {
             const char *semi = strchr(r->orcpt, ';');
             if (semi && diagnostic_has_type(r->orcpt)) {
@@ -293,10 +296,10 @@ static int status_block(const struct dsn_info *info, const char *mta, struct buf
                 while (*val == ' ')
                     val++;
                 xtext_decode(val, v2, sizeof v2);
-                rc |= buf_printf(s, "Original-Recipient: %s; %s\r\n", type, sanitize(v2, false, v, sizeof v));
+                rc |= buf_printf(s, "Original-Recipient: %s; %s\r\n", type, notify_sanitize(v2, false, v, sizeof v));
             } else {
                 rc |= buf_printf(s, "Original-Recipient: rfc822; %s\r\n",
-                                 sanitize(r->orcpt, false, v, sizeof v));
+                                 notify_sanitize(r->orcpt, false, v, sizeof v));
             }
         }
         rc |= buf_printf(s, "Action: %s\r\n", r->failed ? "failed" : "delayed");
@@ -305,21 +308,21 @@ static int status_block(const struct dsn_info *info, const char *mta, struct buf
                          : r->failed             ? "5.0.0"
                                                  : "4.0.0");
         if (r->remote_mta && r->remote_mta[0])
-            rc |= buf_printf(s, "Remote-MTA: dns; %s\r\n", sanitize(r->remote_mta, false, v, sizeof v));
+            rc |= buf_printf(s, "Remote-MTA: dns; %s\r\n", notify_sanitize(r->remote_mta, false, v, sizeof v));
         if (r->diagnostic && r->diagnostic[0]) {
-            sanitize(r->diagnostic, false, v, sizeof v);
+            notify_sanitize(r->diagnostic, false, v, sizeof v);
             rc |= buf_printf(s, "Diagnostic-Code: %s%s\r\n", diagnostic_has_type(v) ? "" : "X-Moat; ", v);
         }
         if (r->last_attempt > 0) {
-            format_date(r->last_attempt, date, sizeof date);
+            notify_format_date(r->last_attempt, date, sizeof date);
             rc |= buf_printf(s, "Last-Attempt-Date: %s\r\n", date);
         }
     }
     return rc ? -1 : 0;
 }
 
-/* random_hex - n random bytes as hex into out (2n+1) */
-static void random_hex(char *out, size_t nbytes)
+/* notify_random_hex - n random bytes as hex into out (2n+1) */
+void notify_random_hex(char *out, size_t nbytes)
 {
     unsigned char r[16];
     if (nbytes > sizeof r)
@@ -346,15 +349,15 @@ int notify_dsn_build(const struct dsn_info *info, struct buf *out)
 
     if (!info || !info->sender || !info->sender[0])
         return -1; /* never send a DSN to the null sender */
-    sanitize_addr(info->sender, sender, sizeof sender);
+    notify_sanitize_addr(info->sender, sender, sizeof sender);
     if (!sender[0])
         return -1;
-    sanitize(info->reporting_mta && info->reporting_mta[0] ? info->reporting_mta : "localhost", false, mta,
+    notify_sanitize(info->reporting_mta && info->reporting_mta[0] ? info->reporting_mta : "localhost", false, mta,
              sizeof mta);
     for (char *p = mta; *p; p++)
         if (*p == ' ' || *p == '<' || *p == '>' || *p == '"' || *p == '@' || *p == '(' || *p == ')')
             *p = '-';
-    sanitize(info->qid ? info->qid : "", false, qid, sizeof qid);
+    notify_sanitize(info->qid ? info->qid : "", false, qid, sizeof qid);
     for (size_t i = 0; i < info->nrcpts; i++)
         any_failed |= info->rcpts[i].failed;
 
@@ -364,12 +367,12 @@ int notify_dsn_build(const struct dsn_info *info, struct buf *out)
     if (human_text(info, mta, any_failed, &text) < 0 || status_block(info, mta, &status) < 0)
         goto done;
     if (info->original && info->original_len &&
-        append_header_block(&hdrs, info->original, info->original_len, NOTIFY_DSN_HEADERS_MAX, &eightbit) < 0)
+        notify_append_header_block(&hdrs, info->original, info->original_len, NOTIFY_DSN_HEADERS_MAX, &eightbit) < 0)
         goto done;
 
     /* a boundary that does not occur in the content */
     for (int tries = 0;; tries++) {
-        random_hex(rnd, 12);
+        notify_random_hex(rnd, 12);
         snprintf(boundary, sizeof boundary, "=_moat_dsn_%s", rnd);
         size_t bl = strlen(boundary);
         bool clash = (hdrs.len && memmem(hdrs.ptr, hdrs.len, boundary, bl)) ||
@@ -380,8 +383,8 @@ int notify_dsn_build(const struct dsn_info *info, struct buf *out)
             goto done;
     }
 
-    format_date(core_now(), date, sizeof date);
-    random_hex(rnd, 8);
+    notify_format_date(core_now(), date, sizeof date);
+    notify_random_hex(rnd, 8);
     int e = 0;
     e |= buf_printf(out, "From: \"Mail Delivery System\" <MAILER-DAEMON@%s>\r\n", mta);
     e |= buf_printf(out, "To: <%s>\r\n", sender);
@@ -402,7 +405,7 @@ int notify_dsn_build(const struct dsn_info *info, struct buf *out)
     e |= buf_append_str(out, "Content-Description: Notification\r\n"
                              "Content-Type: text/plain; charset=utf-8\r\n"
                              "Content-Transfer-Encoding: base64\r\n\r\n");
-    if (e || append_base64(out, text.ptr ? text.ptr : "", text.len) < 0)
+    if (e || notify_append_base64(out, text.ptr ? text.ptr : "", text.len) < 0)
         goto done;
     /* 2. machine-readable */
     e |= buf_printf(out, "\r\n--%s\r\n", boundary);

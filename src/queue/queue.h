@@ -14,7 +14,10 @@
  * Manager (queue_mgr.c): the in-memory index of committed messages, the
  * retry schedule (retry_min doubling to retry_max, until queue_lifetime),
  * delivery through deliver/, DSNs through notify/, and the control socket
- * data_dir/moatd.sock used by `moatctl queue`.
+ * data_dir/moatd.sock used by `moatctl queue` and by moatctl commands that
+ * queue a message themselves (queue_ctl_inject: quarantine release,
+ * notifications): the file is committed by moatctl, then "PICKUP <qid>"
+ * makes the running manager index it.
  */
 #ifndef MOAT_QUEUE_H
 #define MOAT_QUEUE_H
@@ -108,6 +111,10 @@ int queue_mgr_start(struct queue_mgr *qm);
 void queue_mgr_set_domains(struct queue_mgr *qm, struct domain_map *map);
 /* queue_mgr_submit - a freshly committed message (env copied); thread-safe */
 void queue_mgr_submit(struct queue_mgr *qm, const struct queue_envelope *env);
+/* queue_mgr_inject - a message Moat made or released inside moatd
+ * (notifications, quarantine releases): spool_commit_sync, then submit.
+ * env->qid must be set (core_qid_new). 0 once durable, -1 on failure. */
+int queue_mgr_inject(struct queue_mgr *qm, const char *data, size_t len, struct queue_envelope *env);
 /* queue_mgr_stop - finish in-flight attempts (as deferred), stop the thread */
 void queue_mgr_stop(struct queue_mgr *qm);
 void queue_mgr_free(struct queue_mgr *qm);
@@ -117,6 +124,13 @@ void queue_mgr_free(struct queue_mgr *qm);
  * running moatd's control socket; the reply (JSON) into out. -1 when no
  * daemon answers. */
 int queue_ctl_request(const char *data_dir, const char *cmd, struct buf *out);
+/* queue_ctl_inject - the same from another process (moatctl): commit
+ * (data, env) durably into data_dir's spool, then ask the running moatd to
+ * pick it up ("PICKUP <qid>"). Without a daemon the message waits in the
+ * spool and is delivered when moatd starts (recovery). 0 once durable
+ * (*picked_up: a daemon took it now), -1 when nothing was committed. */
+int queue_ctl_inject(const char *data_dir, const char *data, size_t len, struct queue_envelope *env,
+                     bool *picked_up);
 /* queue_ctl_list_offline - JSON list of the spool without a daemon */
 int queue_ctl_list_offline(const char *data_dir, struct buf *out);
 

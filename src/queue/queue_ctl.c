@@ -4,6 +4,8 @@
  * With a daemon running, commands go to data_dir/moatd.sock (one line out,
  * one JSON line back, 10 s timeout). Without one, the spool is read
  * directly: listing parses each committed file's trailer.
+ * queue_ctl_inject commits a message into the spool from moatctl and asks
+ * the daemon to pick it up; without a daemon, recovery finds it at start.
  */
 #include "core/core.h"
 #include "queue/queue.h"
@@ -51,6 +53,35 @@ int queue_ctl_request(const char *data_dir, const char *cmd, struct buf *out)
     }
     close(fd);
     return out->len ? 0 : -1;
+}
+
+int queue_ctl_inject(const char *data_dir, const char *data, size_t len, struct queue_envelope *env,
+                     bool *picked_up)
+{
+    char err[256], cmd[64];
+    *picked_up = false;
+    if (!core_qid_valid(env->qid) || env->nrcpts == 0)
+        return -1;
+    struct spool *sp = spool_open(data_dir, 1, err, sizeof err);
+    if (!sp) {
+        log_error("queue inject: %s", err);
+        return -1;
+    }
+    int rc = spool_commit_sync(sp, data, len, env);
+    spool_close(sp);
+    if (rc < 0)
+        return -1;
+    struct buf out;
+    buf_init(&out, 64 * 1024);
+    snprintf(cmd, sizeof cmd, "PICKUP %s", env->qid);
+    if (queue_ctl_request(data_dir, cmd, &out) == 0) {
+        json_error_t je;
+        json_t *doc = json_loads(buf_cstr(&out), 0, &je);
+        *picked_up = doc && json_is_string(json_object_get(doc, "picked_up"));
+        json_decref(doc);
+    }
+    buf_free(&out);
+    return 0;
 }
 
 int queue_ctl_list_offline(const char *data_dir, struct buf *out)

@@ -18,7 +18,8 @@
  * when a large queue is flushed).
  *
  * Also serves the control socket data_dir/moatd.sock (owner-only) for
- * `moatctl queue list|flush|delete`.
+ * `moatctl queue list|flush|delete` and PICKUP <qid>: a message that
+ * moatctl committed into queue/ itself (quarantine release, notification).
  */
 #include "core/core.h"
 #include "deliver/deliver.h"
@@ -569,6 +570,37 @@ static json_t *entry_json(const struct qentry *e)
     return o;
 }
 
+/* ctl_pickup - index a message another process committed into queue/
+ * (queue_ctl_inject); idempotent */
+static void ctl_pickup(struct queue_mgr *qm, const char *qid, json_t *res)
+{
+    char path[1200], err[256];
+    if (!core_qid_valid(qid)) {
+        json_object_set_new(res, "error", json_string("not a queue ID"));
+        return;
+    }
+    for (size_t i = 0; i < qm->nall; i++) {
+        if (strcmp(qm->all[i]->env->qid, qid) == 0) {
+            json_object_set_new(res, "picked_up", json_string(qid));
+            return;
+        }
+    }
+    snprintf(path, sizeof path, "%s/%s", spool_queue_dir(qm->sp), qid);
+    struct queue_envelope *env = xcalloc(1, sizeof *env);
+    if (spool_read_envelope(path, env, err, sizeof err) < 0 || strcmp(env->qid, qid) != 0) {
+        queue_envelope_free(env);
+        free(env);
+        json_object_set_new(res, "error", json_string("no such message in the spool"));
+        return;
+    }
+    struct qentry *e = entry_new(qm, env);
+    entry_add(qm, e);
+    ready_push(qm, e);
+    run_ready(qm);
+    log_info("queue picked up qid=%s nrcpt=%zu", qid, env->nrcpts);
+    json_object_set_new(res, "picked_up", json_string(qid));
+}
+
 static json_t *ctl_command(struct queue_mgr *qm, const char *cmd)
 {
     json_t *res = json_object();
@@ -608,6 +640,8 @@ static json_t *ctl_command(struct queue_mgr *qm, const char *cmd)
             entry_remove(qm, e);
             json_object_set_new(res, "deleted", json_string(qid));
         }
+    } else if (strncmp(cmd, "PICKUP ", 7) == 0) {
+        ctl_pickup(qm, cmd + 7, res);
     } else {
         json_object_set_new(res, "error", json_string("unknown command"));
     }
@@ -806,6 +840,16 @@ void queue_mgr_submit(struct queue_mgr *qm, const struct queue_envelope *env)
     qm->incoming[qm->nincoming++] = copy;
     pthread_mutex_unlock(&qm->lock);
     event_active(qm->wake, 0, 0);
+}
+
+int queue_mgr_inject(struct queue_mgr *qm, const char *data, size_t len, struct queue_envelope *env)
+{
+    if (!core_qid_valid(env->qid) || env->nrcpts == 0)
+        return -1;
+    if (spool_commit_sync(qm->sp, data, len, env) < 0)
+        return -1;
+    queue_mgr_submit(qm, env);
+    return 0;
 }
 
 static void stop_cb(evutil_socket_t fd, short what, void *arg)

@@ -202,4 +202,89 @@ char *store_tracking_timeline(struct store *st, const char *company_id, const ch
 /* store_tracking_purge - delete tracking older than before; count or -1 */
 long store_tracking_purge(struct store *st, double before);
 
+/* ---------------------------------------------------------------- quarantine index */
+/* One quarantined copy: a message for one tenant and one recipient. The
+ * bytes live in a file of quarantine/ (src/quarantine); this is its index
+ * row. Strings are owned by the row (store_quarantine_item_free). */
+#define STORE_QUARANTINE_ID_LEN 32 /* lower-case hex, 128 random bits */
+struct store_quarantine_item {
+    char id[STORE_QUARANTINE_ID_LEN + 1];
+    char *company_id;
+    char qid[CORE_QID_LEN + 1];    /* the original message's queue ID */
+    double time;                   /* when it was quarantined */
+    char *rcpt;                    /* the recipient this copy is for */
+    char *sender;                  /* envelope sender ("" = null sender) */
+    char *header_from, *subject;   /* may be NULL */
+    uint64_t size;                 /* message bytes (uncompressed) */
+    uint64_t stored_size;          /* bytes of the compressed file */
+    char sha256[65];               /* of the message bytes, hex */
+    char *rule;                    /* the rule that quarantined, e.g. "Spam or Phish" */
+    unsigned rule_order;           /* its execution order (0: a sender list) */
+    char *reason;                  /* "Spam or Phish: spam (0.98)" */
+    char *detections;              /* JSON array (tracking's format), may be NULL */
+    char *scan;                    /* the verdict summary (X-Moat-Scan), may be NULL */
+    char *direction;               /* "inbound" / "outbound" */
+    /* the envelope needed for release */
+    char *orcpt, *envid, *client_ip, *helo; /* may be NULL */
+    bool smtputf8, eightbit;
+    /* release state */
+    double released;               /* 0: not released */
+    char released_qid[CORE_QID_LEN + 1];
+    bool release_done;             /* the released copy is in the queue */
+};
+void store_quarantine_item_free(struct store_quarantine_item *it);
+
+/* store_quarantine_insert - add the row (id, company_id, qid, rcpt, sender,
+ * sha256 required); 0 or -1 */
+int store_quarantine_insert(struct store *st, const struct store_quarantine_item *it);
+/* store_quarantine_get - the row with id in the tenant's scope (company_id
+ * NULL = operator, every tenant). 0 found, 1 not found (also: another
+ * tenant's), -1 error. */
+int store_quarantine_get(struct store *st, const char *company_id, const char *id,
+                         struct store_quarantine_item *out);
+
+struct store_quarantine_query {
+    const char *company_id; /* NULL = every tenant (operator) */
+    const char *rcpt;       /* exact, case-insensitive; NULL = all */
+    double since, until;    /* 0 = open */
+    size_t limit;           /* 0 = 1000 */
+};
+/* store_quarantine_list - newest first into *out (caller frees with
+ * store_quarantine_items_free); the count or -1 */
+long store_quarantine_list(struct store *st, const struct store_quarantine_query *q,
+                           struct store_quarantine_item **out);
+void store_quarantine_items_free(struct store_quarantine_item *items, long n);
+
+/* store_quarantine_claim - start a release: marks the row released (time
+ * now, new_qid) unless it already is. A claim whose copy never reached the
+ * queue (release_done still 0, e.g. after a crash) may be taken again after
+ * STORE_QUARANTINE_CLAIM_STALE seconds. 0 claimed, 1 not found, 2 already
+ * released, -1 error. */
+#define STORE_QUARANTINE_CLAIM_STALE 300
+int store_quarantine_claim(struct store *st, const char *company_id, const char *id, const char *new_qid,
+                           double now);
+/* store_quarantine_release_done - the claimed copy is durable in the queue
+ * (done = true), or the claim is undone (done = false); 0 or -1 */
+int store_quarantine_release_done(struct store *st, const char *id, bool done);
+/* store_quarantine_delete - remove the row in the tenant's scope; 0 deleted,
+ * 1 not found, -1 error */
+int store_quarantine_delete(struct store *st, const char *company_id, const char *id);
+/* store_quarantine_expired - ids of rows quarantined before `before`
+ * (oldest first, at most max) into ids[][STORE_QUARANTINE_ID_LEN + 1];
+ * the count or -1 */
+long store_quarantine_expired(struct store *st, double before, char (*ids)[STORE_QUARANTINE_ID_LEN + 1],
+                              size_t max);
+/* store_quarantine_exists - 1 a row with id exists, 0 not, -1 error */
+int store_quarantine_exists(struct store *st, const char *id);
+
+/* per-tenant totals (the dashboard) */
+struct store_quarantine_stats {
+    char company_id[64];
+    uint64_t count, released;   /* rows, of which released */
+    uint64_t bytes, stored_bytes; /* message bytes, compressed file bytes */
+};
+/* store_quarantine_stats - one entry per tenant with quarantined mail
+ * (company_id NULL = all tenants) into *out (caller frees); count or -1 */
+long store_quarantine_stats(struct store *st, const char *company_id, struct store_quarantine_stats **out);
+
 #endif

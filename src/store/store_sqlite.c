@@ -155,6 +155,37 @@ static const char *const store_migrations[] = {
     "  profile BLOB NOT NULL,"
     "  updated REAL NOT NULL,"
     "  PRIMARY KEY(tenant_id, address)) WITHOUT ROWID;",
+    /* 5: the quarantine index (store_quarantine.c; the files: src/quarantine) */
+    "CREATE TABLE quarantine("
+    "  id TEXT PRIMARY KEY,"
+    "  company_id TEXT NOT NULL COLLATE NOCASE,"
+    "  qid TEXT NOT NULL,"
+    "  time REAL NOT NULL,"
+    "  rcpt TEXT NOT NULL COLLATE NOCASE,"
+    "  sender TEXT NOT NULL,"
+    "  header_from TEXT,"
+    "  subject TEXT,"
+    "  size INTEGER NOT NULL,"
+    "  stored_size INTEGER NOT NULL,"
+    "  sha256 TEXT NOT NULL,"
+    "  rule TEXT,"
+    "  rule_order INTEGER NOT NULL DEFAULT 0,"
+    "  reason TEXT,"
+    "  detections TEXT,"
+    "  scan TEXT,"
+    "  direction TEXT NOT NULL DEFAULT 'inbound',"
+    "  orcpt TEXT,"
+    "  envid TEXT,"
+    "  client_ip TEXT,"
+    "  helo TEXT,"
+    "  smtputf8 INTEGER NOT NULL DEFAULT 0,"
+    "  eightbit INTEGER NOT NULL DEFAULT 0,"
+    "  released REAL,"
+    "  released_qid TEXT,"
+    "  release_done INTEGER NOT NULL DEFAULT 0);"
+    "CREATE INDEX quarantine_tenant ON quarantine(company_id, time);"
+    "CREATE INDEX quarantine_rcpt ON quarantine(rcpt, time);"
+    "CREATE INDEX quarantine_time ON quarantine(time);",
 };
 
 #define STORE_NMIGRATIONS ((int)(sizeof store_migrations / sizeof store_migrations[0]))
