@@ -175,11 +175,12 @@ void detect_spam_run(struct analysis *a, const char *msg, size_t len, const stru
     struct buf why;
     buf_init(&why, 2000);
     double p = 0.5;
+    uint32_t *f = NULL;
+    size_t n = 0;
     if (model) {
-        uint32_t *f = xmalloc(SPAM_MAX_FEATURES * sizeof *f);
-        size_t n = spam_features(a, f, SPAM_MAX_FEATURES);
+        f = xmalloc(SPAM_MAX_FEATURES * sizeof *f);
+        n = spam_features(a, f, SPAM_MAX_FEATURES);
         p = spam_model_score(model, f, n);
-        free(f);
         buf_printf(&why, "classifier %.3f", p);
     } else {
         analysis_add_detection(a, "scan_exclusion", "spam-model-missing", 0, model_err);
@@ -222,6 +223,9 @@ void detect_spam_run(struct analysis *a, const char *msg, size_t len, const stru
     a->spam_score = s;
     if (s >= SPAM_T_MODERATE) {
         if (model) {
+            /* the two halves of the classifier, only for the evidence */
+            buf_printf(&why, "; logistic %.3f, fisher %.3f", spam_model_logistic(model, f, n),
+                       spam_model_fisher(model, f, n));
             struct top t = {.n = 0};
             spam_extract(a, top_emit, &t);
             if (t.n) {
@@ -235,5 +239,6 @@ void detect_spam_run(struct analysis *a, const char *msg, size_t len, const stru
         snprintf(name, sizeof name, "spam-%s", lvl ? lvl : "moderate");
         analysis_add_detection(a, "spam", name, s, buf_cstr(&why));
     }
+    free(f);
     buf_free(&why);
 }

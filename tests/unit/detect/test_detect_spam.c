@@ -45,7 +45,8 @@ static void test_strings(void **state)
         assert_null(find(a, "phishing"));
         analysis_free(a);
     }
-    struct analysis *a = run("From: a@example.com\nSubject: t\n\nsee http://ThisIsTrendmicroCSPHIRuleTesting now\n");
+    struct analysis *a =
+        run("From: a@example.com\nSubject: t\n\nsee http://ThisIsTrendmicroCSPHIRuleTesting now\n");
     const struct detection *d = find(a, "phishing");
     assert_non_null(d);
     assert_true(d->score == 1.0);
@@ -53,14 +54,14 @@ static void test_strings(void **state)
 }
 
 struct toks {
-    char t[64][64];
+    char t[512][64];
     size_t n;
 };
 
 static void tok_emit(char kind, const char *tok, size_t n, void *arg)
 {
     struct toks *t = arg;
-    if (t->n < 64 && n < 60)
+    if (t->n < 512 && n < 60)
         snprintf(t->t[t->n++], 64, "%c:%.*s", kind, (int)n, tok);
 }
 
@@ -80,11 +81,24 @@ static void test_tokenizer(void **state)
     spam_tokenize(en, strlen(en), 'w', tok_emit, &t);
     assert_true(has_tok(&t, "w:click"));
     assert_true(has_tok(&t, "w:here"));
-    assert_true(has_tok(&t, "b:click here"));
+    assert_true(has_tok(&t, "b:click 1 here")); /* orthogonal sparse bigrams: gap 1..4 */
+    assert_true(has_tok(&t, "b:click 2 for"));
+    assert_true(has_tok(&t, "b:click 4 money"));
     assert_true(has_tok(&t, "w:money"));
     assert_true(has_tok(&t, "w:#7"));
-    assert_false(has_tok(&t, "w:x"));            /* too short */
-    assert_false(has_tok(&t, "b:money #7"));      /* comma breaks pairs */
+    assert_false(has_tok(&t, "w:x"));          /* too short */
+    assert_false(has_tok(&t, "b:money 1 #7")); /* comma breaks pairs */
+    t.n = 0;
+    const char *osb = "aa bb cc dd ee ff";
+    spam_tokenize(osb, strlen(osb), 'w', tok_emit, &t);
+    assert_true(has_tok(&t, "b:aa 4 ee"));
+    assert_true(has_tok(&t, "b:bb 4 ff"));
+    assert_true(has_tok(&t, "b:ee 1 ff"));
+    assert_false(has_tok(&t, "b:aa 5 ff")); /* window of 5 words */
+    t.n = 0;
+    spam_tokenize(osb, strlen(osb), 's', tok_emit, &t); /* pairs only in body text */
+    assert_true(has_tok(&t, "s:aa"));
+    assert_int_equal(t.n, 6);
     t.n = 0;
     const char *ja = "至急、振込先の変更をお願いします。ID abc";
     spam_tokenize(ja, strlen(ja), 'w', tok_emit, &t);
@@ -102,6 +116,55 @@ static void test_tokenizer(void **state)
     t.n = 0;
     spam_tokenize("\xe3\x81", 2, 'w', tok_emit, &t); /* truncated UTF-8: no crash, no token */
     assert_int_equal(t.n, 0);
+}
+
+static void test_extract(void **state)
+{
+    (void)state;
+    static const char msg[] =
+        "From: \"Prize Team\" <win@Lottery.example>\n"
+        "Reply-To: claims@other.example\n"
+        "To: victim@example.org\n"
+        "Subject: You won\n"
+        "Date: Mon, 1 Jan 2024 00:00:00 +0000\n"
+        "Message-ID: <A1B2C3D4E5.123@Mailer.Example>\n"
+        "Mime-version: 1.0\n"
+        "X-Priority: 1\n"
+        "Received: from relay.example by mx.example\n"
+        "Content-Type: multipart/alternative; boundary=\"----=_NextPart_000_0012_01C2\"\n"
+        "\n"
+        "------=_NextPart_000_0012_01C2\n"
+        "Content-Type: text/plain; charset=UTF-8\n"
+        "\n"
+        "claim at http://Win.Example.com/claim/form.php?id=1 now\n"
+        "------=_NextPart_000_0012_01C2--\n";
+    struct analysis *a = mime_analyse(msg, strlen(msg), NULL);
+    assert_non_null(a);
+    struct toks *t = calloc(1, sizeof *t);
+    assert_non_null(t);
+    spam_extract(a, tok_emit, t);
+    assert_true(has_tok(t, "f:lottery.example"));
+    assert_true(has_tok(t, "n:prize")); /* From display name */
+    assert_true(has_tok(t, "n:team"));
+    assert_true(has_tok(t, "y:other.example")); /* Reply-To domain */
+    assert_true(has_tok(t, "r:reply-to-other-domain"));
+    assert_true(has_tok(t, "h:mime-version")); /* sender header names, exact case */
+    assert_true(has_tok(t, "h:x-priority"));
+    assert_false(has_tok(t, "h:received")); /* relays' and collectors' headers: never */
+    assert_false(has_tok(t, "h:to"));
+    assert_false(has_tok(t, "k:utf-8")); /* every modern mailer's charset: no signal */
+    /* Message-ID domain */
+    assert_true(has_tok(t, "j:H.D"));               /* and left-part shape */
+    assert_true(has_tok(t, "t:M, D M D D:D:D +D")); /* Date shape */
+    assert_true(has_tok(t, "u:win.example.com"));
+    assert_true(has_tok(t, "x:claim")); /* first URL path segment */
+    assert_true(has_tok(t, "x:.php"));  /* URL path extension */
+    assert_true(has_tok(t, "w:claim"));
+    free(t);
+    analysis_free(a);
+    /* pair features carry the pair bit (the Fisher combiner skips them) */
+    assert_true(spam_hash('b', "a 1 b", 5) & 0x80000000u);
+    assert_false(spam_hash('w', "ab", 2) & 0x80000000u);
 }
 
 static struct spam_model *toy_model(void)
@@ -151,6 +214,21 @@ static void test_train_classify(void **state)
     double h = score_with(m, "Subject: release meeting\n\nagenda for the release meeting and patch review\n");
     assert_true(s > 0.6);
     assert_true(h < 0.4);
+    /* each half of the ensemble alone agrees */
+    static const char spam1[] = "Subject: cheap pills\n\nbuy cheap viagra pills now\n";
+    static const char ham1[] = "Subject: meeting\n\nthe project meeting and the release plan\n";
+    struct analysis *sa = mime_analyse(spam1, strlen(spam1), NULL);
+    uint32_t f[SPAM_MAX_FEATURES];
+    size_t n = spam_features(sa, f, SPAM_MAX_FEATURES);
+    assert_true(spam_model_fisher(m, f, n) > 0.5);
+    assert_true(spam_model_logistic(m, f, n) > 0.5);
+    analysis_free(sa);
+    sa = mime_analyse(ham1, strlen(ham1), NULL);
+    n = spam_features(sa, f, SPAM_MAX_FEATURES);
+    assert_true(spam_model_fisher(m, f, n) < 0.5);
+    assert_true(spam_model_logistic(m, f, n) < 0.5);
+    assert_true(spam_model_fisher(m, f, 0) == 0.5); /* no evidence: neutral */
+    analysis_free(sa);
     /* deterministic */
     struct spam_model *m2 = toy_model();
     size_t l1, l2;
@@ -162,8 +240,9 @@ static void test_train_classify(void **state)
     spam_model_free(m2);
     /* the detector with this model: a spam detection with top tokens as evidence */
     detect_spam_set_model(m);
-    const char *msg = "Date: Mon, 1 Jan 2024 00:00:00 +0000\nMessage-ID: <a@b>\nSubject: cheap viagra pills\n\n"
-                      "buy cheap viagra pills online pharmacy discount now, claim prize money\n";
+    const char *msg =
+        "Date: Mon, 1 Jan 2024 00:00:00 +0000\nMessage-ID: <a@b>\nSubject: cheap viagra pills\n\n"
+        "buy cheap viagra pills online pharmacy discount now, claim prize money\n";
     struct analysis *a = run(msg);
     assert_true(a->spam_scored);
     assert_true(a->spam_score > 0.5);
@@ -201,10 +280,16 @@ static void test_model_file(void **state)
     spam_model_free(r);
     p1[0] = 'X';
     assert_null(spam_model_parse(p1, l1, err, sizeof err));
+    p1[l1 - 100] ^= 1; /* the Fisher table is covered by the checksum too */
+    assert_null(spam_model_parse(p1, l1, err, sizeof err));
+    p1[l1 - 100] ^= 1;
     p1[0] = 'M';
     p1[8] = 9;
     assert_null(spam_model_parse(p1, l1, err, sizeof err));
-    p1[8] = 1;
+    p1[8] = 1; /* version 1 (no Fisher table) is refused */
+    assert_null(spam_model_parse(p1, l1, err, sizeof err));
+    assert_non_null(strstr(err, "version"));
+    p1[8] = 2;
     assert_null(spam_model_parse(p1, l1 - 1, err, sizeof err));
     assert_null(spam_model_parse(p1, 20, err, sizeof err));
     assert_null(spam_model_parse(p1, 0, err, sizeof err));
@@ -245,8 +330,10 @@ static void test_no_model(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_strings),      cmocka_unit_test(test_tokenizer), cmocka_unit_test(test_train_classify),
-        cmocka_unit_test(test_model_file),   cmocka_unit_test(test_levels),    cmocka_unit_test(test_no_model),
+        cmocka_unit_test(test_strings),    cmocka_unit_test(test_tokenizer),
+        cmocka_unit_test(test_extract),    cmocka_unit_test(test_train_classify),
+        cmocka_unit_test(test_model_file), cmocka_unit_test(test_levels),
+        cmocka_unit_test(test_no_model),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
