@@ -203,6 +203,20 @@ void policy_result_free(struct policy_result *res);
  * modifications; traces and notifications are not compared */
 bool policy_disposition_same(const struct policy_disposition *x, const struct policy_disposition *y);
 
+/* ---------------------------------------------------------------- carrying out (policy_apply.c) */
+/* policy_disposition_modifies - d changes the message (tags, headers,
+ * stamps, removals) */
+bool policy_disposition_modifies(const struct policy_disposition *d);
+/* policy_apply_modifications - d's modifications applied to msg (the
+ * message a was analysed from) into out (initialised here; caller
+ * buf_free); 0, or -1 with err (out empty: keep the original) */
+struct buf;
+int policy_apply_modifications(const struct policy_disposition *d, const struct analysis *a, const char *msg,
+                               size_t len, struct buf *out, char *err, size_t errsz);
+/* policy_message_lang - "ja" when the message's subject or text is
+ * Japanese, else "en" (notes and notifications follow it) */
+const char *policy_message_lang(const struct analysis *a);
+
 /* policy_thread_done - free the calling thread's Vectorscan scratch */
 void policy_thread_done(void);
 

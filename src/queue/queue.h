@@ -48,7 +48,14 @@ struct queue_envelope {
     char *scan_summary;
     char *message_id, *subject;
     uint64_t data_len;
+    /* the policy plan (JSON, src/scan/scan_policy.c) or NULL, and the number
+     * of rewritten copies queue/<qid>.v1 .. .v<variants> it refers to */
+    char *plan;
+    unsigned variants;
 };
+
+#define QUEUE_VARIANTS_MAX 64 /* = SCAN_VARIANTS_MAX */
+#define SPOOL_VARIANTS_ANY 0xFFFFFFFFu
 
 void queue_envelope_free(struct queue_envelope *env);
 struct queue_envelope *queue_envelope_dup(const struct queue_envelope *env);
@@ -96,8 +103,56 @@ int spool_status_append(struct spool *sp, const char *qid, const char *line);
 /* spool_status_load - done[i] = true for recipients already finished;
  * *attempts = delivery attempts so far. Missing file: nothing done. */
 int spool_status_load(const char *status_dir, const char *qid, bool *done, size_t nrcpts, unsigned *attempts);
-/* spool_remove - unlink the queue and status files of qid */
+/* spool_status_has - the status file of qid has the line word ("notified") */
+bool spool_status_has(const char *status_dir, const char *qid, const char *word);
+/* spool_variants_unlink - unlink path.v1 .. path.v<max> (SPOOL_VARIANTS_ANY:
+ * until the first that does not exist) */
+void spool_variants_unlink(const char *path, unsigned max);
+/* spool_remove - unlink the queue and status files of qid (and its copies) */
 int spool_remove(struct spool *sp, const char *qid);
+
+/* ---------------------------------------------------------------- policy plan (queue_plan.c) */
+enum queue_plan_action { PLAN_DELIVER = 0, PLAN_DELETE, PLAN_QUARANTINE };
+
+struct queue_plan_rcpt {
+    enum queue_plan_action action;
+    unsigned variant;    /* 0: the message as received; k: queue/<qid>.v<k> */
+    char *deliver_to;    /* change_recipient: the address delivered to instead */
+    char *company, *rule, *reason;
+    unsigned order;      /* execution order of the rule that intercepted */
+};
+
+/* queue_plan_parse - env->plan into one entry per recipient; NULL with err
+ * when the plan does not fit the envelope. Free with queue_plan_free. */
+struct queue_plan_rcpt *queue_plan_parse(const struct queue_envelope *env, char *err, size_t errsz);
+void queue_plan_free(struct queue_plan_rcpt *p, size_t n);
+
+struct quarantine;
+struct queue_plan_ctx {
+    const struct moat_config *cfg;
+    struct spool *sp;
+    struct tracker *tracker;
+    /* queue a generated message (notification, BCC copy) durably; why is
+     * "notification" / "bcc"; 0 or -1 */
+    int (*inject)(void *arg, const char *data, size_t len, struct queue_envelope *env, const char *why);
+    void *inject_arg;
+    /* opened on first use, by the thread that runs the plans */
+    struct store *st;
+    struct quarantine *q;
+    bool outbound;
+    char (*ids)[STORE_QUARANTINE_ID_LEN + 1];
+};
+/* queue_plan_execute - the one-time part of a plan: each recipient not
+ * finished[] that the plan deletes or quarantines (finished[] set when
+ * done; a failed quarantine stays unfinished: retry with queue_plan_hold),
+ * then, unless notified, the notifications and BCC copies. Status lines
+ * record each step. 0, or -1 when the plan cannot be read. */
+int queue_plan_execute(struct queue_plan_ctx *c, const struct queue_envelope *env, const struct queue_plan_rcpt *p,
+                       bool *finished, bool notified);
+/* queue_plan_hold - delete or quarantine recipient i now; 0 or -1 */
+int queue_plan_hold(struct queue_plan_ctx *c, const struct queue_envelope *env, const struct queue_plan_rcpt *p,
+                    size_t i);
+void queue_plan_ctx_close(struct queue_plan_ctx *c);
 
 /* ---------------------------------------------------------------- manager */
 struct queue_mgr;

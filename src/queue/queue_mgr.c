@@ -42,7 +42,7 @@
 #define MAX_IN_FLIGHT 512
 #define CTL_LINE_MAX 256
 
-enum rcpt_state { R_PENDING = 0, R_DELIVERED, R_BOUNCED };
+enum rcpt_state { R_PENDING = 0, R_DELIVERED, R_BOUNCED, R_HELD /* deleted or quarantined by the policy */ };
 
 struct rcpt_info {
     enum rcpt_state state;
@@ -63,6 +63,8 @@ struct qentry {
     bool in_flight, ready, deleted;
     int pending;          /* delivery groups outstanding in this attempt */
     int fd;               /* open during an attempt */
+    int *vfd;             /* the rewritten copies' files during an attempt (env->variants) */
+    struct queue_plan_rcpt *plan; /* the policy's outcome per recipient, or NULL */
     struct qentry *next_ready;
 };
 
@@ -93,6 +95,7 @@ struct queue_mgr {
     struct qentry *ready_head, *ready_tail;
     size_t in_flight;
     bool stopping;
+    struct queue_plan_ctx plan_ctx;
 };
 
 static void entry_attempt(struct qentry *e);
@@ -120,8 +123,22 @@ static void ready_push(struct queue_mgr *qm, struct qentry *e)
     qm->ready_tail = e;
 }
 
+static void entry_close_files(struct qentry *e)
+{
+    if (e->fd >= 0)
+        close(e->fd);
+    e->fd = -1;
+    for (unsigned k = 0; e->vfd && k < e->env->variants; k++)
+        if (e->vfd[k] >= 0)
+            close(e->vfd[k]);
+    free(e->vfd);
+    e->vfd = NULL;
+}
+
 static void entry_free(struct qentry *e)
 {
+    entry_close_files(e);
+    queue_plan_free(e->plan, e->env->nrcpts);
     queue_envelope_free(e->env);
     free(e->env);
     free(e->r);
@@ -178,6 +195,118 @@ static void track_rcpt(struct queue_mgr *qm, struct qentry *e, size_t i, const c
         .reply = replytext,
     };
     tracker_recipient(qm->tr, &t);
+}
+
+/* ---------------------------------------------------------------- policy plan */
+/* plan_inject - a generated message (notification, BCC copy) into the
+ * queue: durable, indexed, tracked as outbound mail of its own */
+static int plan_inject(void *arg, const char *data, size_t len, struct queue_envelope *env, const char *why)
+{
+    struct queue_mgr *qm = arg;
+    if (!core_qid_valid(env->qid) || env->nrcpts == 0 || spool_commit_sync(qm->sp, data, len, env) < 0)
+        return -1;
+    struct queue_envelope *copy = queue_envelope_dup(env);
+    struct qentry *d = entry_new(qm, copy);
+    entry_add(qm, d);
+    ready_push(qm, d);
+    struct track_message tm = {.qid = copy->qid, .time = copy->arrival, .direction = "outbound",
+                               .sender = copy->sender, .size = copy->data_len, .subject = copy->subject,
+                               .action = "accepted", .reason = why, .scan = copy->scan_summary,
+                               .rcpts = (const char *const *)copy->rcpts, .nrcpts = copy->nrcpts};
+    tracker_message(qm->tr, &tm);
+    return 0;
+}
+
+/* set_aside - a queue file that cannot be used goes to spool/corrupt/ with
+ * its copies: never delivered unfiltered, never lost */
+static void set_aside(struct queue_mgr *qm, const struct queue_envelope *env, const char *why)
+{
+    char src[1200], dst[1200];
+    for (unsigned k = 0; k <= env->variants; k++) {
+        if (k) {
+            snprintf(src, sizeof src, "%s/%s.v%u", spool_queue_dir(qm->sp), env->qid, k);
+            snprintf(dst, sizeof dst, "%s/spool/corrupt/%s.v%u", qm->cfg->data_dir, env->qid, k);
+        } else {
+            snprintf(src, sizeof src, "%s/%s", spool_queue_dir(qm->sp), env->qid);
+            snprintf(dst, sizeof dst, "%s/spool/corrupt/%s", qm->cfg->data_dir, env->qid);
+        }
+        rename(src, dst);
+    }
+    log_error("queue message set aside qid=%s path=%s/spool/corrupt/%s reason=\"%s\"", env->qid, qm->cfg->data_dir,
+              env->qid, why);
+}
+
+/* entry_index - put a committed message into the index: first the one-time
+ * part of its policy plan (quarantine, delete, notify, BCC), then delivery
+ * of the rest. done: recipients finished before a restart (or NULL). */
+static void entry_index(struct queue_mgr *qm, struct queue_envelope *env, const bool *done, unsigned attempts)
+{
+    struct qentry *e = entry_new(qm, env);
+    e->attempts = attempts;
+    bool *finished = xcalloc(env->nrcpts ? env->nrcpts : 1, sizeof *finished);
+    if (done)
+        memcpy(finished, done, env->nrcpts * sizeof *finished);
+    if (env->plan) {
+        char err[200];
+        e->plan = queue_plan_parse(env, err, sizeof err);
+        if (!e->plan) {
+            set_aside(qm, env, err);
+            spool_remove(qm->sp, env->qid); /* status file only: the data moved */
+            entry_free(e);
+            free(finished);
+            return;
+        }
+        bool notified = spool_status_has(spool_status_dir(qm->sp), env->qid, "notified");
+        queue_plan_execute(&qm->plan_ctx, env, e->plan, finished, notified);
+    }
+    size_t pending = 0;
+    for (size_t i = 0; i < env->nrcpts; i++) {
+        if (finished[i]) {
+            e->r[i].state = e->plan && e->plan[i].action != PLAN_DELIVER ? R_HELD : R_DELIVERED;
+            e->r[i].persisted = true;
+        } else {
+            pending++;
+        }
+    }
+    free(finished);
+    entry_add(qm, e);
+    if (!pending) {
+        log_info("queue done qid=%s (nothing to deliver)", env->qid);
+        entry_remove(qm, e);
+        return;
+    }
+    ready_push(qm, e);
+}
+
+/* rcpt_addr - where recipient i's copy goes (a changed recipient, or itself) */
+static const char *rcpt_addr(const struct qentry *e, size_t i)
+{
+    return e->plan && e->plan[i].deliver_to ? e->plan[i].deliver_to : e->env->rcpts[i];
+}
+
+/* copy_fd - the open file of copy k (0: the message) and its length */
+static int copy_fd(struct qentry *e, unsigned k, uint64_t *len)
+{
+    if (k == 0) {
+        *len = e->env->data_len;
+        return e->fd;
+    }
+    if (k > e->env->variants)
+        return -1;
+    if (!e->vfd) {
+        e->vfd = xmalloc(e->env->variants * sizeof *e->vfd);
+        for (unsigned i = 0; i < e->env->variants; i++)
+            e->vfd[i] = -1;
+    }
+    char path[1200];
+    snprintf(path, sizeof path, "%s/%s.v%u", spool_queue_dir(e->qm->sp), e->env->qid, k);
+    if (e->vfd[k - 1] < 0)
+        e->vfd[k - 1] = open(path, O_RDONLY | O_CLOEXEC);
+    struct stat st;
+    if (e->vfd[k - 1] < 0 || fstat(e->vfd[k - 1], &st) < 0)
+        return -1;
+    *len = (uint64_t)st.st_size;
+    return e->vfd[k - 1];
 }
 
 /* ---------------------------------------------------------------- DSN */
@@ -295,10 +424,7 @@ static void attempt_finished(struct queue_mgr *qm, struct qentry *e)
 {
     e->in_flight = false;
     qm->in_flight--;
-    if (e->fd >= 0) {
-        close(e->fd);
-        e->fd = -1;
-    }
+    entry_close_files(e);
     e->attempts++;
     size_t pending = 0;
     bool *bounce = xcalloc(e->env->nrcpts, sizeof *bounce);
@@ -435,24 +561,36 @@ static void entry_attempt(struct qentry *e)
     for (size_t i = 0; i < env->nrcpts; i++) {
         if (e->r[i].state != R_PENDING || grouped[i])
             continue;
-        const char *dom = rcpt_domain(env->rcpts[i]);
+        if (e->plan && e->plan[i].action != PLAN_DELIVER) {
+            /* a quarantine that failed when the message was indexed */
+            if (queue_plan_hold(&qm->plan_ctx, env, e->plan, i) == 0) {
+                e->r[i].state = R_HELD;
+                e->r[i].persisted = true;
+            }
+            continue;
+        }
+        unsigned var = e->plan ? e->plan[i].variant : 0;
+        const char *dom = rcpt_domain(rcpt_addr(e, i));
+        uint64_t data_len = 0;
+        int fd = copy_fd(e, var, &data_len);
         struct group_ctx *g = xcalloc(1, sizeof *g);
         g->e = e;
         g->idx = xcalloc(env->nrcpts, sizeof *g->idx);
         const char **rcpts = xcalloc(env->nrcpts, sizeof *rcpts);
         for (size_t j = i; j < env->nrcpts; j++) {
-            if (e->r[j].state == R_PENDING && !grouped[j] && strcasecmp(rcpt_domain(env->rcpts[j]), dom) == 0) {
+            if (e->r[j].state == R_PENDING && !grouped[j] && (!e->plan || e->plan[j].action == PLAN_DELIVER) &&
+                (e->plan ? e->plan[j].variant : 0) == var && strcasecmp(rcpt_domain(rcpt_addr(e, j)), dom) == 0) {
                 grouped[j] = true;
                 g->idx[g->n] = j;
-                rcpts[g->n++] = env->rcpts[j];
+                rcpts[g->n++] = rcpt_addr(e, j);
             }
         }
         struct deliver_request req;
         memset(&req, 0, sizeof req);
         req.qid = env->qid;
-        req.fd = e->fd;
+        req.fd = fd;
         req.offset = 0;
-        req.length = env->data_len;
+        req.length = data_len;
         req.prepend = prepend;
         req.prepend_len = strlen(prepend);
         req.sender = env->sender;
@@ -478,7 +616,7 @@ static void entry_attempt(struct qentry *e)
             req.route.tls = DOMAIN_TLS_OPPORTUNISTIC;
         }
         e->pending++;
-        if (deliver_submit(qm->dc, &req, group_done, g) < 0) {
+        if (fd < 0 || deliver_submit(qm->dc, &req, group_done, g) < 0) {
             /* invalid request: report every recipient of the group as deferred */
             e->pending--;
             for (size_t k = 0; k < g->n; k++) {
@@ -536,11 +674,8 @@ static void on_wake(evutil_socket_t fd, short what, void *arg)
     qm->incoming = NULL;
     qm->nincoming = qm->capincoming = 0;
     pthread_mutex_unlock(&qm->lock);
-    for (size_t i = 0; i < n; i++) {
-        struct qentry *e = entry_new(qm, in[i]);
-        entry_add(qm, e);
-        ready_push(qm, e);
-    }
+    for (size_t i = 0; i < n; i++)
+        entry_index(qm, in[i], NULL, 0);
     free(in);
     run_ready(qm);
 }
@@ -562,6 +697,7 @@ static json_t *entry_json(const struct qentry *e)
         json_object_set_new(r, "address", json_string(e->env->rcpts[i]));
         json_object_set_new(r, "status", json_string(e->r[i].state == R_PENDING     ? "pending"
                                                      : e->r[i].state == R_DELIVERED ? "delivered"
+                                                     : e->r[i].state == R_HELD      ? "held by policy"
                                                                                     : "bounced"));
         json_object_set_new(r, "last_reply", json_string(e->r[i].last_reply));
         json_array_append_new(rs, r);
@@ -593,11 +729,11 @@ static void ctl_pickup(struct queue_mgr *qm, const char *qid, json_t *res)
         json_object_set_new(res, "error", json_string("no such message in the spool"));
         return;
     }
-    struct qentry *e = entry_new(qm, env);
-    entry_add(qm, e);
-    ready_push(qm, e);
+    size_t nrcpts = env->nrcpts;
+    entry_index(qm, env, NULL, 0);
     run_ready(qm);
-    log_info("queue picked up qid=%s nrcpt=%zu", qid, env->nrcpts);
+    (void)nrcpts;
+    log_info("queue picked up qid=%s nrcpt=%zu", qid, nrcpts);
     json_object_set_new(res, "picked_up", json_string(qid));
 }
 
@@ -734,6 +870,11 @@ struct queue_mgr *queue_mgr_new(const struct moat_config *cfg, struct spool *sp,
     if (!qm->base)
         fatal("queue: event_base_new failed");
     qm->dc = deliver_client_new(qm->base, cfg, client_ctx);
+    qm->plan_ctx.cfg = cfg;
+    qm->plan_ctx.sp = sp;
+    qm->plan_ctx.tracker = tr;
+    qm->plan_ctx.inject = plan_inject;
+    qm->plan_ctx.inject_arg = qm;
     qm->tick = event_new(qm->base, -1, EV_PERSIST, on_tick, qm);
     qm->wake = event_new(qm->base, -1, 0, on_wake, qm);
     return qm;
@@ -761,6 +902,15 @@ static void recover(struct queue_mgr *qm)
         if (de->d_name[0] == '.')
             continue;
         snprintf(path, sizeof path, "%s/%s", spool_queue_dir(qm->sp), de->d_name);
+        const char *dot = strchr(de->d_name, '.');
+        if (dot && (size_t)(dot - de->d_name) == CORE_QID_LEN && dot[1] == 'v') {
+            /* a rewritten copy: kept while its message is queued */
+            char main_path[1300];
+            snprintf(main_path, sizeof main_path, "%s/%.*s", spool_queue_dir(qm->sp), CORE_QID_LEN, de->d_name);
+            if (access(main_path, F_OK) < 0 && errno == ENOENT)
+                unlink(path);
+            continue;
+        }
         struct queue_envelope *env = xcalloc(1, sizeof *env);
         if (!core_qid_valid(de->d_name) || spool_read_envelope(path, env, err, sizeof err) < 0 ||
             strcmp(env->qid, de->d_name) != 0) {
@@ -772,24 +922,11 @@ static void recover(struct queue_mgr *qm)
             corrupt++;
             continue;
         }
-        struct qentry *e = entry_new(qm, env);
         bool *done = xcalloc(env->nrcpts, sizeof *done);
-        spool_status_load(spool_status_dir(qm->sp), env->qid, done, env->nrcpts, &e->attempts);
-        size_t pending = 0;
-        for (size_t i = 0; i < env->nrcpts; i++) {
-            if (done[i])
-                e->r[i].state = R_DELIVERED;
-            else
-                pending++;
-        }
+        unsigned attempts = 0;
+        spool_status_load(spool_status_dir(qm->sp), env->qid, done, env->nrcpts, &attempts);
+        entry_index(qm, env, done, attempts);
         free(done);
-        if (!pending) {
-            entry_free(e);
-            spool_remove(qm->sp, de->d_name);
-            continue;
-        }
-        entry_add(qm, e);
-        ready_push(qm, e);
         loaded++;
     }
     if (d)
@@ -884,12 +1021,10 @@ void queue_mgr_free(struct queue_mgr *qm)
         evconnlistener_free(qm->ctl);
         unlink(qm->ctl_path);
     }
-    for (size_t i = 0; i < qm->nall; i++) {
-        if (qm->all[i]->fd >= 0)
-            close(qm->all[i]->fd);
+    for (size_t i = 0; i < qm->nall; i++)
         entry_free(qm->all[i]);
-    }
     free(qm->all);
+    queue_plan_ctx_close(&qm->plan_ctx);
     for (size_t i = 0; i < qm->nincoming; i++) {
         queue_envelope_free(qm->incoming[i]);
         free(qm->incoming[i]);

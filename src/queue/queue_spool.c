@@ -39,6 +39,7 @@
 struct commit_job {
     struct commit_job *next;
     int fd;
+    unsigned variants; /* src.v1.. renamed to dst.v1.. before src itself */
     char src[1100], dst[1100];
     struct event_base *base;
     void (*done)(void *, bool);
@@ -93,6 +94,7 @@ void queue_envelope_free(struct queue_envelope *env)
     free(env->scan_summary);
     free(env->message_id);
     free(env->subject);
+    free(env->plan);
     memset(env, 0, sizeof *env);
 }
 
@@ -119,6 +121,7 @@ struct queue_envelope *queue_envelope_dup(const struct queue_envelope *e)
     d->scan_summary = dup_or_null(e->scan_summary);
     d->message_id = dup_or_null(e->message_id);
     d->subject = dup_or_null(e->subject);
+    d->plan = dup_or_null(e->plan);
     return d;
 }
 
@@ -172,6 +175,16 @@ static void dir_sync(struct spool *sp, uint64_t my_gen)
 }
 
 /* commit_one - fdatasync, rename, directory sync; false on failure */
+void spool_variants_unlink(const char *path, unsigned max)
+{
+    char p[1120];
+    for (unsigned k = 1; k <= max; k++) {
+        snprintf(p, sizeof p, "%s.v%u", path, k);
+        if (unlink(p) < 0 && errno == ENOENT && max == SPOOL_VARIANTS_ANY)
+            break;
+    }
+}
+
 static bool commit_one(struct spool *sp, struct commit_job *j)
 {
     if (fdatasync(j->fd) < 0) {
@@ -181,10 +194,25 @@ static bool commit_one(struct spool *sp, struct commit_job *j)
         return false;
     }
     close(j->fd);
+    /* the rewritten copies first (the worker synced their data): a queue
+     * file never names a copy that is not in queue/ yet */
+    for (unsigned k = 1; k <= j->variants; k++) {
+        char vs[1120], vd[1120];
+        snprintf(vs, sizeof vs, "%s.v%u", j->src, k);
+        snprintf(vd, sizeof vd, "%s.v%u", j->dst, k);
+        if (rename(vs, vd) < 0) {
+            log_error("spool: rename %s: %s", vs, strerror(errno));
+            spool_variants_unlink(j->src, j->variants);
+            spool_variants_unlink(j->dst, j->variants);
+            unlink(j->src);
+            return false;
+        }
+    }
     pthread_mutex_lock(&sp->lock);
     if (rename(j->src, j->dst) < 0) {
         pthread_mutex_unlock(&sp->lock);
         log_error("spool: rename %s: %s", j->src, strerror(errno));
+        spool_variants_unlink(j->dst, j->variants);
         unlink(j->src);
         return false;
     }
@@ -474,6 +502,7 @@ void spool_incoming_abort(struct spool_incoming *in)
     if (!in)
         return;
     close(in->fd);
+    spool_variants_unlink(in->path, SPOOL_VARIANTS_ANY);
     if (spool_recycle(in->sp, in->path) < 0)
         unlink(in->path);
     incoming_free(in);
@@ -521,6 +550,11 @@ static void trailer_build(const struct queue_envelope *env, struct buf *b)
         put_line(b, "msgid", env->message_id);
     if (env->subject)
         put_line(b, "subject", env->subject);
+    if (env->plan) {
+        put_line(b, "plan", env->plan);
+        snprintf(num, sizeof num, "%u", env->variants);
+        put_line(b, "variants", num);
+    }
     put_line(b, "end", "");
     size_t tlen = b->len;
     buf_printf(b, "MOATQ1 %016llx %016llx\n", (unsigned long long)env->data_len, (unsigned long long)tlen);
@@ -540,6 +574,7 @@ void spool_commit(struct spool *sp, struct spool_incoming *in, struct queue_enve
     buf_free(&t);
     struct commit_job *j = xcalloc(1, sizeof *j);
     j->fd = in->fd;
+    j->variants = env->plan ? env->variants : 0;
     core_strlcpy(j->src, in->path, sizeof j->src);
     snprintf(j->dst, sizeof j->dst, "%s/%s", sp->queue, in->qid);
     j->base = base;
@@ -646,6 +681,14 @@ static int parse_trailer(char *text, struct queue_envelope *env, char *err, size
             env->message_id = xstrdup(v);
         } else if (strcmp(k, "subject") == 0 && !env->subject) {
             env->subject = xstrdup(v);
+        } else if (strcmp(k, "plan") == 0 && !env->plan) {
+            env->plan = xstrdup(v);
+        } else if (strcmp(k, "variants") == 0) {
+            char *end;
+            unsigned long n = strtoul(v, &end, 10);
+            if (*end || end == v || n > QUEUE_VARIANTS_MAX)
+                goto bad;
+            env->variants = (unsigned)n;
         } else if (strcmp(k, "end") == 0) {
             ended = true;
             break;
@@ -742,11 +785,26 @@ int spool_status_load(const char *status_dir, const char *qid, bool *done, size_
     return 0;
 }
 
+bool spool_status_has(const char *status_dir, const char *qid, const char *word)
+{
+    char path[1100], line[256];
+    snprintf(path, sizeof path, "%s/%s", status_dir, qid);
+    FILE *f = fopen(path, "re");
+    bool found = false;
+    size_t n = strlen(word);
+    while (f && !found && fgets(line, sizeof line, f))
+        found = strncmp(line, word, n) == 0 && line[n] == '\n';
+    if (f)
+        fclose(f);
+    return found;
+}
+
 int spool_remove(struct spool *sp, const char *qid)
 {
     char path[1100];
     snprintf(path, sizeof path, "%s/%s", sp->status, qid);
     unlink(path);
     snprintf(path, sizeof path, "%s/%s", sp->queue, qid);
+    spool_variants_unlink(path, SPOOL_VARIANTS_ANY);
     return spool_recycle(sp, path);
 }

@@ -24,7 +24,7 @@
 #include "core/core.h"
 
 #define SCAN_IPC_VERSION 1
-#define SCAN_IPC_FRAME_MAX 65536
+#define SCAN_IPC_FRAME_MAX (1024 * 1024)
 #define SCAN_PATH_MAX 1024
 #define SCAN_TEXT_MAX 1000
 #define SCAN_DETECTIONS_MAX 16384
@@ -32,6 +32,9 @@
 #define SCAN_ADDR_MAX 520   /* RFC 5321 path: 64 + 1 + 255, UTF-8 local parts up to 512 */
 #define SCAN_IP_MAX 64
 #define SCAN_RCPT_MAX 100000
+#define SCAN_RCPTS_MAX (640 * 1024)  /* the recipient list ("company\taddress\n" lines) */
+#define SCAN_PLAN_MAX (768 * 1024)   /* the policy plan (JSON) */
+#define SCAN_VARIANTS_MAX 64         /* rewritten copies of one message */
 
 enum scan_verdict { SCAN_ACCEPT = 0, SCAN_REJECT = 1, SCAN_TEMPFAIL = 2 };
 
@@ -46,6 +49,12 @@ struct scan_request {
     char mail_from[SCAN_ADDR_MAX];
     char client_ip[SCAN_IP_MAX];
     uint32_t nrcpt;
+    uint32_t direction;         /* 0 inbound, 1 outbound (policy_direction) */
+    /* every recipient with its tenant, one "company\taddress\n" line each
+     * (company empty when unknown); heap, NULL = none (no policy stage).
+     * scan_pool_submit copies it; a decoded request owns it
+     * (scan_request_clear). */
+    char *rcpts;
 };
 
 struct scan_result {
@@ -61,9 +70,21 @@ struct scan_result {
     /* the detections as a JSON array of {category, name, score, evidence,
      * type?} for tracking; whole entries only, "[]" when none */
     char detections[SCAN_DETECTIONS_MAX];
+    /* the policy stage's plan (scan_policy.c, docs/policy.md "In the
+     * daemon"): JSON, heap, NULL when no policy ran; and the number of
+     * rewritten copies the worker wrote beside the spool file
+     * (<path>.v1 .. .vN). A decoded result owns plan (scan_result_clear);
+     * the pool frees it after the done callback returns. */
+    char *plan;
+    uint32_t variants;
 };
 
 #define SCAN_FLAG_MALFORMED 1u  /* header block broken or over limits */
+
+/* scan_request_clear / scan_result_clear - free the heap fields (rcpts,
+ * plan) and set them to NULL */
+void scan_request_clear(struct scan_request *r);
+void scan_result_clear(struct scan_result *r);
 
 /* encode: -1 if a string is over its limit; else the frame length */
 long scan_ipc_encode_request(const struct scan_request *r, unsigned char *out, size_t outsz);
@@ -127,6 +148,18 @@ int scan_worker_serve(int fd, const struct moat_config *cfg);
 struct store;
 struct detect_tenant;
 struct detect_tenant *scan_tenant_load(struct store *st, const char *company_id, char *err, size_t errsz);
+
+/* ---------------------------------------------------------------- policy stage */
+/* scan_policy_run - in a worker, after detection: evaluate the rules of each
+ * recipient's tenant (req->rcpts; nothing when NULL), write the rewritten
+ * copies beside req->path and set res->plan / res->variants (scan_policy.c
+ * documents the plan). On a plan that cannot be built res becomes a
+ * TEMPFAIL. st may be NULL (every recipient then gets "none"). */
+struct analysis;
+void scan_policy_run(struct store *st, const struct scan_request *req, const struct analysis *a, const char *msg,
+                     size_t len, struct scan_result *res);
+/* scan_policy_clear - drop the cached rule sets */
+void scan_policy_clear(void);
 
 /* ---------------------------------------------------------------- zygote */
 /* scan_zygote_start - spawn `exe --scan-zygote -c config_path`; NULL (logged)

@@ -4,7 +4,8 @@
  *
  * Frame: u32 length (whole frame, big-endian) | u16 version | u16 type |
  * fields. Field: u16 tag | u32 length | value. Integers are big-endian u64;
- * strings carry no NUL. A frame is at most SCAN_IPC_FRAME_MAX bytes. The
+ * strings carry no NUL (the recipient list and the plan are the two that
+ * are allocated). A frame is at most SCAN_IPC_FRAME_MAX bytes. The
  * decoder rejects short frames, unknown/duplicate/missing fields, over-long
  * strings, NUL bytes and trailing data: a compromised worker cannot make the
  * main process read out of bounds or accept a half-understood answer.
@@ -15,7 +16,8 @@
 enum { TYPE_REQUEST = 1, TYPE_RESULT = 2 };
 enum {
     T_ID = 1, T_PATH, T_DATA_LEN, T_QID, T_VERDICT, T_REPLY, T_SUMMARY, T_MSGID,
-    T_SUBJECT, T_FROM, T_HDRCOUNT, T_FLAGS, T_COMPANY, T_MAIL_FROM, T_CLIENT_IP, T_NRCPT, T_DETECTIONS, T_MAX
+    T_SUBJECT, T_FROM, T_HDRCOUNT, T_FLAGS, T_COMPANY, T_MAIL_FROM, T_CLIENT_IP, T_NRCPT, T_DETECTIONS,
+    T_DIRECTION, T_RCPTS, T_PLAN, T_VARIANTS, T_MAX
 };
 
 struct writer {
@@ -93,7 +95,9 @@ long scan_ipc_encode_request(const struct scan_request *r, unsigned char *out, s
     put_str(&w, T_MAIL_FROM, r->mail_from, SCAN_ADDR_MAX - 1);
     put_str(&w, T_CLIENT_IP, r->client_ip, SCAN_IP_MAX - 1);
     put_u64(&w, T_NRCPT, r->nrcpt);
-    if (r->nrcpt > SCAN_RCPT_MAX)
+    put_u64(&w, T_DIRECTION, r->direction);
+    put_str(&w, T_RCPTS, r->rcpts ? r->rcpts : "", SCAN_RCPTS_MAX);
+    if (r->nrcpt > SCAN_RCPT_MAX || r->direction > 1)
         w.bad = true;
     return finish(&w);
 }
@@ -112,6 +116,10 @@ long scan_ipc_encode_result(const struct scan_result *r, unsigned char *out, siz
     put_u64(&w, T_HDRCOUNT, r->header_count);
     put_u64(&w, T_FLAGS, r->flags);
     put_str(&w, T_DETECTIONS, r->detections, SCAN_DETECTIONS_MAX - 1);
+    put_str(&w, T_PLAN, r->plan ? r->plan : "", SCAN_PLAN_MAX);
+    put_u64(&w, T_VARIANTS, r->variants);
+    if (r->variants > SCAN_VARIANTS_MAX)
+        w.bad = true;
     return finish(&w);
 }
 
@@ -138,8 +146,9 @@ struct field {
     unsigned tag;
     bool is_str;
     size_t max;     /* strings: max length (buffer is max + 1) */
-    void *dst;
+    void *dst;      /* a buffer, or with dyn a char ** (allocated; "" -> NULL) */
     uint64_t limit; /* integers: maximum value */
+    bool dyn;
 };
 
 /* decode - walk the fields of a frame of the given type into fs[] */
@@ -170,8 +179,17 @@ static int decode(const unsigned char *p, size_t len, unsigned type, const struc
         if (f->is_str) {
             if (flen > f->max || memchr(p + off, '\0', flen))
                 return -1;
-            memcpy(f->dst, p + off, flen);
-            ((char *)f->dst)[flen] = '\0';
+            char *d = f->dst;
+            if (f->dyn) {
+                if (!flen) {
+                    off += flen;
+                    continue;
+                }
+                d = xmalloc(flen + 1);
+                *(char **)f->dst = d;
+            }
+            memcpy(d, p + off, flen);
+            d[flen] = '\0';
         } else {
             if (flen != 8)
                 return -1;
@@ -195,32 +213,56 @@ int scan_ipc_decode_request(const unsigned char *p, size_t len, struct scan_requ
 {
     memset(r, 0, sizeof *r);
     const struct field fs[] = {
-        {T_ID, false, 0, &r->id, UINT64_MAX},
-        {T_PATH, true, SCAN_PATH_MAX - 1, r->path, 0},
-        {T_DATA_LEN, false, 0, &r->data_len, UINT64_MAX},
-        {T_QID, true, CORE_QID_LEN, r->qid, 0},
-        {T_COMPANY, true, SCAN_COMPANY_MAX - 1, r->company_id, 0},
-        {T_MAIL_FROM, true, SCAN_ADDR_MAX - 1, r->mail_from, 0},
-        {T_CLIENT_IP, true, SCAN_IP_MAX - 1, r->client_ip, 0},
-        {T_NRCPT, false, 0, &r->nrcpt, SCAN_RCPT_MAX},
+        {T_ID, false, 0, &r->id, UINT64_MAX, false},
+        {T_PATH, true, SCAN_PATH_MAX - 1, r->path, 0, false},
+        {T_DATA_LEN, false, 0, &r->data_len, UINT64_MAX, false},
+        {T_QID, true, CORE_QID_LEN, r->qid, 0, false},
+        {T_COMPANY, true, SCAN_COMPANY_MAX - 1, r->company_id, 0, false},
+        {T_MAIL_FROM, true, SCAN_ADDR_MAX - 1, r->mail_from, 0, false},
+        {T_CLIENT_IP, true, SCAN_IP_MAX - 1, r->client_ip, 0, false},
+        {T_NRCPT, false, 0, &r->nrcpt, SCAN_RCPT_MAX, false},
+        {T_DIRECTION, false, 0, &r->direction, 1, false},
+        {T_RCPTS, true, SCAN_RCPTS_MAX, &r->rcpts, 0, true},
     };
-    return decode(p, len, TYPE_REQUEST, fs, sizeof fs / sizeof fs[0]);
+    if (decode(p, len, TYPE_REQUEST, fs, sizeof fs / sizeof fs[0]) < 0) {
+        scan_request_clear(r);
+        return -1;
+    }
+    return 0;
 }
 
 int scan_ipc_decode_result(const unsigned char *p, size_t len, struct scan_result *r)
 {
     memset(r, 0, sizeof *r);
     const struct field fs[] = {
-        {T_ID, false, 0, &r->id, UINT64_MAX},
-        {T_VERDICT, false, 0, &r->verdict, SCAN_TEMPFAIL},
-        {T_REPLY, true, SCAN_TEXT_MAX - 1, r->reply, 0},
-        {T_SUMMARY, true, SCAN_TEXT_MAX - 1, r->summary, 0},
-        {T_MSGID, true, SCAN_TEXT_MAX - 1, r->message_id, 0},
-        {T_SUBJECT, true, SCAN_TEXT_MAX - 1, r->subject, 0},
-        {T_FROM, true, SCAN_TEXT_MAX - 1, r->from, 0},
-        {T_HDRCOUNT, false, 0, &r->header_count, UINT32_MAX},
-        {T_FLAGS, false, 0, &r->flags, UINT32_MAX},
-        {T_DETECTIONS, true, SCAN_DETECTIONS_MAX - 1, r->detections, 0},
+        {T_ID, false, 0, &r->id, UINT64_MAX, false},
+        {T_VERDICT, false, 0, &r->verdict, SCAN_TEMPFAIL, false},
+        {T_REPLY, true, SCAN_TEXT_MAX - 1, r->reply, 0, false},
+        {T_SUMMARY, true, SCAN_TEXT_MAX - 1, r->summary, 0, false},
+        {T_MSGID, true, SCAN_TEXT_MAX - 1, r->message_id, 0, false},
+        {T_SUBJECT, true, SCAN_TEXT_MAX - 1, r->subject, 0, false},
+        {T_FROM, true, SCAN_TEXT_MAX - 1, r->from, 0, false},
+        {T_HDRCOUNT, false, 0, &r->header_count, UINT32_MAX, false},
+        {T_FLAGS, false, 0, &r->flags, UINT32_MAX, false},
+        {T_DETECTIONS, true, SCAN_DETECTIONS_MAX - 1, r->detections, 0, false},
+        {T_PLAN, true, SCAN_PLAN_MAX, &r->plan, 0, true},
+        {T_VARIANTS, false, 0, &r->variants, SCAN_VARIANTS_MAX, false},
     };
-    return decode(p, len, TYPE_RESULT, fs, sizeof fs / sizeof fs[0]);
+    if (decode(p, len, TYPE_RESULT, fs, sizeof fs / sizeof fs[0]) < 0) {
+        scan_result_clear(r);
+        return -1;
+    }
+    return 0;
+}
+
+void scan_request_clear(struct scan_request *r)
+{
+    free(r->rcpts);
+    r->rcpts = NULL;
+}
+
+void scan_result_clear(struct scan_result *r)
+{
+    free(r->plan);
+    r->plan = NULL;
 }

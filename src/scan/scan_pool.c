@@ -57,6 +57,7 @@ struct scan_pool {
     struct event *kick;      /* deferred dispatch */
     struct event *respawn;
     bool freeing;
+    unsigned char *frame;    /* request encoding buffer (SCAN_IPC_FRAME_MAX) */
 };
 
 static void worker_spawn(struct scan_worker *w);
@@ -67,6 +68,7 @@ static void job_complete(struct scan_job *j, const struct scan_result *res)
 {
     if (!j->cancelled)
         j->done(j->arg, res);
+    scan_request_clear(&j->req);
     free(j);
 }
 
@@ -140,6 +142,7 @@ static void worker_read(struct bufferevent *bev, void *arg)
         w->job = NULL;
         event_del(w->deadline);
         job_complete(j, &res);
+        scan_result_clear(&res);
         pool_dispatch(w->pool);
         if (!w->bev)
             return;
@@ -221,19 +224,19 @@ static void pool_dispatch(struct scan_pool *p)
             p->tail = NULL;
         p->backlog--;
         if (j->cancelled) {
+            scan_request_clear(&j->req);
             free(j);
             i--;
             continue;
         }
-        unsigned char frame[SCAN_IPC_FRAME_MAX];
-        long n = scan_ipc_encode_request(&j->req, frame, sizeof frame);
+        long n = scan_ipc_encode_request(&j->req, p->frame, SCAN_IPC_FRAME_MAX);
         if (n < 0) {
             job_tempfail(j, "request too large");
             i--;
             continue;
         }
         w->job = j;
-        bufferevent_write(w->bev, frame, (size_t)n);
+        bufferevent_write(w->bev, p->frame, (size_t)n);
         struct timeval tv = {(time_t)p->o.timeout, 0};
         event_add(w->deadline, &tv);
     }
@@ -256,6 +259,7 @@ struct scan_pool *scan_pool_new(struct event_base *base, const struct scan_pool_
     if (p->o.workers == 0)
         p->o.workers = 1;
     p->workers = xcalloc(p->o.workers, sizeof *p->workers);
+    p->frame = xmalloc(SCAN_IPC_FRAME_MAX);
     p->kick = event_new(base, -1, 0, pool_kick, p);
     p->respawn = event_new(base, -1, 0, pool_respawn, p);
     for (unsigned i = 0; i < p->o.workers; i++) {
@@ -274,6 +278,7 @@ int scan_pool_submit(struct scan_pool *p, const struct scan_request *req, scan_d
         return -1;
     struct scan_job *j = xcalloc(1, sizeof *j);
     j->req = *req;
+    j->req.rcpts = req->rcpts ? xstrdup(req->rcpts) : NULL;
     j->done = done;
     j->arg = arg;
     j->ticket = ++p->next_ticket;
@@ -318,6 +323,7 @@ void scan_pool_free(struct scan_pool *p)
     event_free(p->kick);
     event_free(p->respawn);
     free(p->workers);
+    free(p->frame);
     free(p->exe);
     free(p->config_path);
     free(p);

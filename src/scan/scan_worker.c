@@ -147,18 +147,28 @@ struct detect_tenant *scan_tenant_load(struct store *st, const char *company_id,
     return t;
 }
 
-/* tenant_get - the tenant's settings (borrowed until the next call), or
- * NULL when unknown or the store cannot be read */
-static const struct detect_tenant *tenant_get(const struct moat_config *cfg, const char *company_id)
+/* worker_store - the worker's read-only use of the store, opened once;
+ * NULL when it cannot be opened */
+static struct store *worker_store(const struct moat_config *cfg)
 {
     char err[600];
-    if (!company_id[0] || tenants.failed)
+    if (tenants.failed)
         return NULL;
     if (!tenants.st && store_open(cfg, &tenants.st, err, sizeof err) < 0) {
         log_error("scan worker: no tenant settings: %s", err);
         tenants.failed = true;
         return NULL;
     }
+    return tenants.st;
+}
+
+/* tenant_get - the tenant's settings (borrowed until the next call), or
+ * NULL when unknown or the store cannot be read */
+static const struct detect_tenant *tenant_get(const struct moat_config *cfg, const char *company_id)
+{
+    char err[600];
+    if (!company_id[0] || !worker_store(cfg))
+        return NULL;
     int64_t v = store_config_version(tenants.st);
     if (v != tenants.version) {
         tenants_clear();
@@ -300,9 +310,9 @@ static void analyse(const struct scan_request *req, const struct moat_config *cf
     struct analysis *a = mime_analyse(msg, maplen, &lim);
     if (a)
         detect_run(a, msg, maplen, &ctx);
-    if (map)
-        munmap(map, maplen);
     if (!a) {
+        if (map)
+            munmap(map, maplen);
         res->verdict = SCAN_TEMPFAIL;
         snprintf(res->reply, sizeof res->reply, "451 4.3.0 Temporary scanning failure");
         return;
@@ -311,13 +321,16 @@ static void analyse(const struct scan_request *req, const struct moat_config *cf
     summarise(a, res);
     if (headers_malformed && !(res->flags & SCAN_FLAG_MALFORMED))
         res->flags |= SCAN_FLAG_MALFORMED;
+    res->verdict = SCAN_ACCEPT;
+    scan_policy_run(req->rcpts ? worker_store(cfg) : NULL, req, a, msg, maplen, res);
+    if (map)
+        munmap(map, maplen);
     analysis_free(a);
     if (triggers && strcmp(res->subject, "MOAT-TEST-CRASH") == 0)
         abort();
     if (triggers && strcmp(res->subject, "MOAT-TEST-HANG") == 0)
         for (;;)
             pause();
-    res->verdict = SCAN_ACCEPT;
 }
 
 int scan_worker_main(int fd, const struct moat_config *cfg)
@@ -342,6 +355,7 @@ int scan_worker_serve(int fd, const struct moat_config *cfg)
         if (read_full(fd, frame, 4) < 0)
         {
             tenants_clear();
+            scan_policy_clear();
             store_close(tenants.st);
             return 0; /* parent closed: normal end */
         }
@@ -355,6 +369,8 @@ int scan_worker_serve(int fd, const struct moat_config *cfg)
         res.id = req.id;
         analyse(&req, cfg, triggers, &res);
         long m = scan_ipc_encode_result(&res, frame, sizeof frame);
+        scan_request_clear(&req);
+        scan_result_clear(&res);
         if (m < 0 || write_full(fd, frame, (size_t)m) < 0)
             return 1;
     }

@@ -24,6 +24,8 @@
 #include "smtp/smtp_cmd.h"
 #include "smtp/smtp_data.h"
 #include "smtp/smtp_int.h"
+
+#include <jansson.h>
 #include "smtp/smtp_tls.h"
 #include "policy/policy.h"
 
@@ -78,7 +80,9 @@ struct smtp_session {
     bool scanning;
     uint64_t scan_ticket;
     struct queue_envelope *env; /* being committed */
-    struct scan_result scan;
+    struct scan_result scan;    /* its plan is moved to plan below */
+    char *plan;                 /* the policy plan of the message (JSON) */
+    unsigned variants;          /* rewritten copies beside the spool file */
 };
 
 static void session_process(struct smtp_session *s);
@@ -220,6 +224,9 @@ static void transaction_reset(struct smtp_session *s)
     s->rcpts = s->orcpts = s->rcpt_company = NULL;
     s->nrcpts = 0;
     s->in_mail = false;
+    free(s->plan);
+    s->plan = NULL;
+    s->variants = 0;
     s->qid[0] = '\0';
     s->last_reject[0] = '\0';
     s->rejected_rcpts = 0;
@@ -690,6 +697,26 @@ static void dispatch(struct smtp_session *s, const char *line, size_t len)
 }
 
 /* ---------------------------------------------------------------- end of message */
+/* track_plan - the rules evaluated for each recipient, on its timeline */
+static void track_plan(struct smtp_session *s, const struct queue_envelope *env)
+{
+    json_t *plan = env->plan ? json_loads(env->plan, 0, NULL) : NULL;
+    json_t *rs = json_object_get(plan, "rcpts");
+    for (size_t i = 0; i < env->nrcpts && i < json_array_size(rs); i++) {
+        json_t *tr = json_object_get(json_array_get(rs, i), "trace");
+        for (size_t k = 0; k < json_array_size(tr) && k < 100; k++) {
+            struct track_event ev = {.qid = env->qid,
+                                     .time = env->arrival,
+                                     .rcpt = env->rcpts[i],
+                                     .event = "policy",
+                                     .detail = json_string_value(json_array_get(tr, k))};
+            if (ev.detail)
+                tracker_event(s->srv->d.tracker, &ev);
+        }
+    }
+    json_decref(plan);
+}
+
 static void commit_done(void *arg, bool ok)
 {
     struct smtp_session *s = arg;
@@ -716,6 +743,7 @@ static void commit_done(void *arg, bool ok)
         m.rcpt_company = (const char *const *)s->rcpt_company;
         m.nrcpts = env->nrcpts;
         tracker_message(s->srv->d.tracker, &m);
+        track_plan(s, env);
         /* after tracking, so the message row exists before any delivery result */
         queue_mgr_submit(s->srv->d.queue, env);
         log_info("smtp accepted session=%s qid=%s client=%s size=%llu nrcpt=%zu", s->id, env->qid, s->ip,
@@ -742,6 +770,10 @@ static void scan_done(void *arg, const struct scan_result *res)
     struct smtp_session *s = arg;
     s->scanning = false;
     s->scan = *res;
+    s->scan.plan = NULL; /* the pool frees it: keep a copy */
+    free(s->plan);
+    s->plan = res->plan && res->verdict == SCAN_ACCEPT ? xstrdup(res->plan) : NULL;
+    s->variants = s->plan ? res->variants : 0;
     if (res->verdict != SCAN_ACCEPT) {
         reply(s, "%s", res->reply[0] ? res->reply : "451 4.3.0 Temporary scanning failure, try again later");
         track_refusal(s, res->reply);
@@ -768,6 +800,8 @@ static void scan_done(void *arg, const struct scan_result *res)
     env->scan_summary = s->scan.summary;
     env->message_id = s->scan.message_id;
     env->subject = s->scan.subject;
+    env->plan = s->plan;
+    env->variants = s->variants;
     s->env = env;
     struct spool_incoming *in = s->in;
     s->in = NULL;
@@ -806,7 +840,22 @@ static void message_end(struct smtp_session *s)
         core_strlcpy(req.mail_from, s->mail.path.addr, sizeof req.mail_from);
     core_strlcpy(req.client_ip, s->ip, sizeof req.client_ip);
     req.nrcpt = (uint32_t)s->nrcpts;
-    if (scan_pool_submit(s->loop->scan, &req, scan_done, s, &s->scan_ticket) < 0) {
+    /* every recipient with its tenant, for the policy stage */
+    struct buf rl;
+    buf_init(&rl, SCAN_RCPTS_MAX);
+    bool fits = true;
+    for (size_t i = 0; i < s->nrcpts && fits; i++)
+        fits = buf_printf(&rl, "%s\t%s\n", s->rcpt_company[i] ? s->rcpt_company[i] : "", s->rcpts[i]) == 0;
+    if (!fits) {
+        buf_free(&rl);
+        reply(s, "452 4.5.3 Too many recipients for one message, send the rest separately");
+        transaction_reset(s);
+        return;
+    }
+    req.rcpts = (char *)buf_cstr(&rl);
+    int submitted = scan_pool_submit(s->loop->scan, &req, scan_done, s, &s->scan_ticket);
+    buf_free(&rl);
+    if (submitted < 0) {
         reply(s, "451 4.3.2 System busy, try again later");
         log_warn("smtp scan backlog full session=%s qid=%s", s->id, s->qid);
         transaction_reset(s);

@@ -11,8 +11,9 @@
 static void test_ipc_roundtrip(void **state)
 {
     (void)state;
-    unsigned char f[SCAN_IPC_FRAME_MAX];
-    struct scan_request rq = {.id = 42, .data_len = 12345};
+    static unsigned char f[SCAN_IPC_FRAME_MAX];
+    struct scan_request rq = {.id = 42, .data_len = 12345, .direction = 1};
+    rq.rcpts = "acme\ta@acme.test\n\tb@other.test\n";
     core_strlcpy(rq.path, "/var/spool/incoming/ABC", sizeof rq.path);
     core_strlcpy(rq.qid, "0123456789ABCDEF0123", sizeof rq.qid);
     core_strlcpy(rq.company_id, "example", sizeof rq.company_id);
@@ -32,6 +33,10 @@ static void test_ipc_roundtrip(void **state)
     assert_string_equal(rq2.mail_from, "山田@example.jp");
     assert_string_equal(rq2.client_ip, "2001:db8::1");
     assert_int_equal(rq2.nrcpt, 3);
+    assert_int_equal(rq2.direction, 1);
+    assert_string_equal(rq2.rcpts, rq.rcpts);
+    scan_request_clear(&rq2);
+    assert_null(rq2.rcpts);
     /* every truncation is rejected; so is trailing data and a wrong type */
     for (long k = 0; k < n; k++)
         assert_int_equal(scan_ipc_decode_request(f, (size_t)k, &rq2), -1);
@@ -44,9 +49,24 @@ static void test_ipc_roundtrip(void **state)
     core_strlcpy(r.reply, "550 5.7.1 no", sizeof r.reply);
     core_strlcpy(r.subject, "件名", sizeof r.subject);
     core_strlcpy(r.detections, "[{\"category\":\"virus\"}]", sizeof r.detections);
+    r.plan = "{\"rcpts\":[]}";
+    r.variants = 2;
     n = scan_ipc_encode_result(&r, f, sizeof f);
     assert_true(n > 0);
     assert_int_equal(scan_ipc_decode_result(f, (size_t)n, &res), 0);
+    assert_string_equal(res.plan, r.plan);
+    assert_int_equal(res.variants, 2);
+    scan_result_clear(&res);
+    /* too many variants, bad direction: not encodable */
+    r.variants = SCAN_VARIANTS_MAX + 1;
+    assert_int_equal(scan_ipc_encode_result(&r, f, sizeof f), -1);
+    r.variants = 0;
+    r.plan = NULL;
+    rq.direction = 2;
+    assert_int_equal(scan_ipc_encode_request(&rq, f, sizeof f), -1);
+    n = scan_ipc_encode_result(&r, f, sizeof f);
+    assert_int_equal(scan_ipc_decode_result(f, (size_t)n, &res), 0);
+    assert_null(res.plan);
     assert_int_equal(res.verdict, SCAN_REJECT);
     assert_string_equal(res.subject, "件名");
     assert_string_equal(res.detections, "[{\"category\":\"virus\"}]");
@@ -63,7 +83,7 @@ static void test_ipc_roundtrip(void **state)
             f[k + 1] = 0;
     assert_int_equal(scan_ipc_decode_result(f, (size_t)n, &res), -1);
     /* oversize frame length */
-    unsigned char big[4] = {0, 2, 0, 0};
+    unsigned char big[4] = {0, 0x10, 0, 1}; /* 1 MiB + 1 */
     assert_int_equal(scan_ipc_frame_len(big, 4), -1);
     assert_int_equal(scan_ipc_frame_len(big, 3), -1);
 }

@@ -1,0 +1,225 @@
+"""Policies that act, end to end over SMTP (issue 5): the scan worker
+evaluates each recipient's rules, rewrites the message where a rule modifies
+it, and the queue manager carries out the plan - deliver (possibly to a
+changed recipient), delete, quarantine, notify, BCC - with each recipient's
+outcome and the rules evaluated in tracking."""
+
+import base64
+import email
+import email.policy
+import io
+import os
+import shutil
+import subprocess
+import tempfile
+import time
+import zipfile
+
+import pytest
+
+from conftest import domain, make_message, tenant_doc, wait_until
+
+EICAR = ("X5O!P%@AP[4\\PZX54(P^)7CC)7}$" + "EICAR-STANDARD-ANTIVIRUS-TEST-FILE!$H+H*").encode()
+GTUBE = "XJS*C4JDBQADN1.NSBN3*2IDNEN*" + "GTUBE-STANDARD-ANTI-UBE-TEST-EMAIL*C.34X"
+
+
+def rule(name, criteria, actions, recipients="organization", senders="any", direction="inbound"):
+    base = {"intercept": "none", "change_recipient": None, "clean": False, "delete_attachments": False,
+            "x_header": None, "stamp": None, "tag_subject": None, "tag_skip_signed": True, "notify": [],
+            "bcc": None}
+    base.update(actions)
+    return {"name": name, "direction": direction, "enabled": True, "recipients": recipients,
+            "senders": senders, "exclude_recipients": [], "exclude_senders": [],
+            "criteria": criteria, "actions": base}
+
+
+VIRUS = rule("Virus", {"virus": {"types": ["cleanable", "mass_mailing", "non_mass_mailing"]}},
+             {"intercept": "quarantine", "notify": [{"template": "Virus detection", "to": ["admin"]}]})
+SPAM_TAG = rule("Spam tag", {"spam": {"level": "moderate"}}, {"tag_subject": "Spam:"})
+EXE = rule("No executables", {"content": {"attachment_extensions": ["exe"]}}, {"delete_attachments": True})
+
+
+def with_rules(*rules, approved=(), extra=None):
+    def mk(downstream):
+        d = tenant_doc([domain("protected.test", [downstream])])
+        t = d["tenants"][0]
+        t["policies"] = list(rules)
+        t["approved_senders"] = list(approved)
+        if extra:
+            extra(t)
+        return d
+    return mk
+
+
+def multipart(parts, subject="documents", text="The documents, as agreed."):
+    body = "--b1\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n%s\r\n" % text
+    for name, ctype, data in parts:
+        b64 = base64.encodebytes(data).decode().replace("\n", "\r\n")
+        body += ("--b1\r\nContent-Type: %s; name=\"%s\"\r\n"
+                 "Content-Disposition: attachment; filename=\"%s\"\r\n"
+                 "Content-Transfer-Encoding: base64\r\n\r\n%s" % (ctype, name, name, b64))
+    body += "--b1--\r\n"
+    return make_message(subject=subject, body=body,
+                        extra_headers=["MIME-Version: 1.0", "Content-Type: multipart/mixed; boundary=\"b1\""])
+
+
+def zipped(files):
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as z:
+        for name, data in files:
+            z.writestr(name, data)
+    return buf.getvalue()
+
+
+def parsed(received):
+    return email.message_from_bytes(received.data, policy=email.policy.default)
+
+
+def timeline(env, qid):
+    return env.moat.ctl("tracking", "show", qid).stdout
+
+
+def quarantine_items(env):
+    return env.moat.ctl_json("quarantine", "list")
+
+
+def test_gtube_subject_tagged_and_delivered(make_env):
+    env = make_env(doc=with_rules(VIRUS, SPAM_TAG))
+    qid = env.send_ok(["alice@protected.test"], make_message(subject="Cheap watches", body=GTUBE))
+    got = env.downstream.wait_for_messages(1)[0]
+    m = parsed(got)
+    assert m["Subject"] == "Spam: Cheap watches", m["Subject"]
+    assert "spam" in m["X-Moat-Scan"]
+    # the rest is untouched and the rewritten message still parses
+    assert GTUBE in m.get_body().get_content()
+    env.moat.flush()
+    tl = wait_until(lambda: (lambda t: t if "Spam tag: matched" in t else None)(timeline(env, qid)), 10,
+                    msg="the rule trace in tracking")
+    assert "Virus: not matched" in tl, tl
+
+
+def test_eicar_zipped_quarantined_and_admin_notified(make_env):
+    env = make_env(doc=with_rules(VIRUS, SPAM_TAG))
+    msg = multipart([("docs.zip", "application/zip", zipped([("readme.com", EICAR)]))])
+    qid = env.send_ok(["alice@protected.test"], msg)
+    got = env.downstream.wait_for_messages(1)[0]
+    # the only delivery is the notification to the tenant's admin
+    assert got.rcpt_tos == ["admin@protected.test"], got.rcpt_tos
+    n = parsed(got)
+    assert n["X-Moat-Notification"], n
+    text = n.get_body(preferencelist=("plain",)).get_content()
+    assert qid in text or "alice@protected.test" in text, text
+    items = wait_until(lambda: quarantine_items(env), 10, msg="the quarantined copy")
+    assert len(items) == 1, items
+    assert "alice@protected.test" in str(items[0]) and "Virus" in str(items[0]), items
+    time.sleep(1.0)
+    assert len(env.downstream.messages) == 1, "nothing else may be delivered"
+    env.moat.flush()
+    wait_until(lambda: "quarantined" in timeline(env, qid), 10, msg="quarantined in tracking")
+
+
+def test_exe_in_zip_deleted_with_a_note(make_env):
+    env = make_env(doc=with_rules(VIRUS, EXE))
+    other = b"%PDF-1.4\n% an innocent document\n"
+    msg = multipart([("tool.zip", "application/zip", zipped([("setup.exe", b"MZ\x90\x00" + b"\x00" * 200)])),
+                     ("report.pdf", "application/pdf", other)])
+    env.send_ok(["alice@protected.test"], msg)
+    got = env.downstream.wait_for_messages(1)[0]
+    m = parsed(got)
+    names = [p.get_filename() for p in m.iter_attachments()]
+    assert "tool.zip" not in names and "report.pdf" in names, names
+    pdf = [p for p in m.iter_attachments() if p.get_filename() == "report.pdf"][0]
+    assert pdf.get_content() == other
+    alltext = " ".join(p.get_content() for p in m.walk() if p.get_content_type() == "text/plain")
+    assert "tool.zip" in alltext, alltext  # the note names what was removed
+
+
+def test_two_recipients_two_outcomes(make_env):
+    ceo = rule("CEO sees spam, tagged", {"spam": {"level": "moderate"}}, {"tag_subject": "[SPAM?]"},
+               recipients=["ceo@protected.test"])
+    quarantine_spam = rule("Spam or Phish", {"spam": {"level": "moderate"}}, {"intercept": "quarantine"})
+    quarantine_spam["exclude_recipients"] = ["ceo@protected.test"]
+    env = make_env(doc=with_rules(quarantine_spam, ceo))
+    qid = env.send_ok(["ceo@protected.test", "alice@protected.test"], make_message(subject="Win", body=GTUBE))
+    got = env.downstream.wait_for_messages(1)[0]
+    assert got.rcpt_tos == ["ceo@protected.test"], got.rcpt_tos
+    assert parsed(got)["Subject"] == "[SPAM?] Win"
+    items = wait_until(lambda: quarantine_items(env), 10, msg="alice's quarantined copy")
+    assert len(items) == 1 and "alice@protected.test" in str(items[0]), items
+    time.sleep(0.5)
+    assert len(env.downstream.messages) == 1
+    env.moat.flush()
+    tl = timeline(env, qid)
+    assert "ceo@protected.test" in tl and "alice@protected.test" in tl, tl
+
+
+def test_approved_sender_gtube_delivered_untagged_but_virus_still_caught(make_env):
+    env = make_env(doc=with_rules(VIRUS, SPAM_TAG, approved=["*@partner.test"]))
+    env.send_ok(["alice@protected.test"], make_message(subject="Offer", body=GTUBE), sender="sales@partner.test")
+    got = env.downstream.wait_for_messages(1)[0]
+    assert parsed(got)["Subject"] == "Offer"
+    msg = multipart([("docs.zip", "application/zip", zipped([("readme.com", EICAR)]))])
+    env.send_ok(["alice@protected.test"], msg, sender="sales@partner.test")
+    wait_until(lambda: quarantine_items(env), 10, msg="the virus is quarantined despite the approval")
+
+
+def test_delete_change_recipient_xheader_stamp_bcc(make_env):
+    delete = rule("Drop invoices", {"content": {"keywords": [{"pattern": "(?i)fake invoice", "in": ["subject"]}]}},
+                  {"intercept": "delete"})
+    redirect = rule("Big to archive", {"content": {"keywords": [{"pattern": "REDIRECT-ME", "in": ["body"]}]}},
+                    {"intercept": "change_recipient", "change_recipient": "archive@protected.test"})
+    mark = rule("Mark external", {"content": {"keywords": [{"pattern": "(?i)quarterly", "in": ["subject"]}]}},
+                {"x_header": {"name": "X-Moat-Rule", "value": "external"},
+                 "stamp": {"text": "[External mail]", "html": None},
+                 "bcc": "audit@protected.test"})
+    env = make_env(doc=with_rules(delete, redirect, mark))
+    qid = env.send_ok(["alice@protected.test"], make_message(subject="Your FAKE INVOICE"))
+    env.send_ok(["alice@protected.test"], make_message(subject="hello", body="REDIRECT-ME please"))
+    env.send_ok(["alice@protected.test"], make_message(subject="Quarterly numbers", body="See below.\r\n"))
+    got = env.downstream.wait_for_messages(3)
+    by_rcpt = {tuple(g.rcpt_tos): g for g in got}
+    assert ("archive@protected.test",) in by_rcpt, [g.rcpt_tos for g in got]
+    assert ("alice@protected.test",) in by_rcpt and ("audit@protected.test",) in by_rcpt
+    m = parsed(by_rcpt[("alice@protected.test",)])
+    assert m["Subject"] == "Quarterly numbers"
+    assert m["X-Moat-Rule"] == "external"
+    assert "[External mail]" in m.get_body().get_content()
+    bcc = parsed(by_rcpt[("audit@protected.test",)])
+    assert bcc["X-Moat-Rule"] == "external"
+    time.sleep(0.5)
+    assert len(env.downstream.messages) == 3, "the deleted message must not arrive"
+    env.moat.flush()
+    wait_until(lambda: "deleted" in timeline(env, qid), 10, msg="deleted in tracking")
+
+
+def test_password_zip_with_password_in_body_quarantined(make_env):
+    if not shutil.which("zip"):
+        pytest.skip("zip(1) not installed (scripts/install-deps installs it)")
+    d = tempfile.mkdtemp(prefix="moat-zip-")
+    try:
+        with open(os.path.join(d, "readme.com"), "wb") as f:
+            f.write(EICAR)
+        subprocess.run(["zip", "-q", "-P", "Tiger-4711", "p.zip", "readme.com"], cwd=d, check=True)
+        with open(os.path.join(d, "p.zip"), "rb") as f:
+            data = f.read()
+    finally:
+        shutil.rmtree(d)
+    env = make_env(doc=with_rules(VIRUS))
+    msg = multipart([("p.zip", "application/zip", data)], text="パスワード：Tiger-4711")
+    env.send_ok(["alice@protected.test"], msg)
+    wait_until(lambda: quarantine_items(env), 10, msg="the encrypted EICAR is found and quarantined")
+
+
+def test_plan_survives_a_restart(make_env):
+    """A message whose delivery is deferred keeps its rewritten copy and its
+    plan across a restart: after it, the tagged copy is delivered once."""
+    env = make_env(doc=with_rules(SPAM_TAG))
+    env.downstream.set(mode="tempfail", fail_at="rcpt", fail_count=0)
+    qid = env.send_ok(["alice@protected.test"], make_message(subject="Deal", body=GTUBE))
+    wait_until(lambda: any(q == qid for q in env.moat.queue_qids()), 10, msg="the deferred message")
+    time.sleep(1.0)
+    env.moat.restart()
+    env.downstream.set(mode="accept")
+    env.moat.ctl("queue", "flush")
+    got = env.downstream.wait_for_messages(1, timeout=30)[0]
+    assert parsed(got)["Subject"] == "Spam: Deal"
