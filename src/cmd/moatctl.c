@@ -24,6 +24,8 @@ static const struct moatctl_cmd moatctl_commands[] = {
     {"import", "[--trust-domains] FILE.json|-", "create/update tenants from a tenant document",
      moatctl_cmd_import, NULL},
     {"export", "[--tenant ID]", "print the tenant document (all tenants, or one)", moatctl_cmd_export, NULL},
+    {"tenant", NULL, "tenants (company IDs)", NULL, moatctl_tenant_cmds},
+    {"domain", NULL, "domains and their ownership verification", NULL, moatctl_domain_cmds},
     {"tracking", NULL, "message tracking", NULL, moatctl_tracking_cmds},
     {"queue", NULL, "the delivery queue", NULL, moatctl_queue_cmds},
     {"quarantine", NULL, "quarantined messages", NULL, moatctl_quarantine_cmds},

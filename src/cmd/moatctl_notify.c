@@ -41,6 +41,10 @@ static const char *const samples[NOTIFY_NVARS] = {
     [NOTIFY_VAR_SIZE] = "160 MB",
     [NOTIFY_VAR_SIZE_LIMIT] = "150 MB",
     [NOTIFY_VAR_REASON] = "attachment type executable",
+    [NOTIFY_VAR_DOMAIN] = "example.jp",
+    [NOTIFY_VAR_MX_HOST] = "example.in.moat.example",
+    [NOTIFY_VAR_TXT_RECORD] = "moat-verification=0123456789abcdef0123456789abcdef",
+    [NOTIFY_VAR_COMPANY_ID] = "example",
 };
 
 struct nopts {

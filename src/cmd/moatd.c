@@ -4,12 +4,14 @@
  * server, then wait for signals (SIGTERM/SIGINT: graceful stop; SIGHUP:
  * reload tenant data and the routing snapshot). The tenant data version is
  * also polled every second, so `moatctl import` takes effect without a
- * signal. Hourly: the tracking and quarantine retention purges. With
+ * signal. Hourly: the tracking and quarantine retention purges. The
+ * domain checker thread (src/dns/dns_check.c) verifies pending domains. With
  * --scan-worker it runs as a scan worker process instead.
  *
  *   moatd -c FILE [--check] [--version]
  */
 #include "core/core.h"
+#include "dns/dns.h"
 #include "quarantine/quarantine.h"
 #include "queue/queue.h"
 #include "scan/scan.h"
@@ -72,6 +74,12 @@ static int reload_domains(struct store *st, struct smtp_server *srv, struct queu
         policy_table_unref(pt);
     }
     return 0;
+}
+
+/* inject_mail - the DNS checker's mails go through the queue manager */
+static int inject_mail(const char *data, size_t len, struct queue_envelope *env, void *arg)
+{
+    return queue_mgr_inject(arg, data, len, env);
 }
 
 static void raise_nofile(void)
@@ -180,6 +188,7 @@ int main(int argc, char **argv)
     struct spool *sp = NULL;
     struct queue_mgr *qm = NULL;
     struct smtp_server *srv = NULL;
+    struct dns_checker *checker = NULL;
     SSL_CTX *server_ctx = NULL, *client_ctx = NULL;
 
     if (store_open(&cfg, &st, err, sizeof err) < 0) {
@@ -216,6 +225,11 @@ int main(int argc, char **argv)
         goto out;
     if (queue_mgr_start(qm) < 0) {
         log_error("cannot start the queue manager");
+        goto out;
+    }
+    if (!(checker = dns_checker_start(&cfg, inject_mail, qm, err, sizeof err))) {
+        log_error("cannot start the domain checker: %s", err);
+        queue_mgr_stop(qm);
         goto out;
     }
 
@@ -265,6 +279,7 @@ int main(int argc, char **argv)
     rc = 0;
 stop:
     smtp_server_stop(srv);
+    dns_checker_stop(checker);
     queue_mgr_stop(qm);
 out:
     smtp_server_free(srv);

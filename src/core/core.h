@@ -144,6 +144,8 @@ struct moat_config {
     char *clamd_socket;             /* "": libclamav in-process; else clamd's unix socket or loopback host:port */
     uint64_t clamd_timeout;         /* seconds for one clamd INSTREAM exchange */
     uint64_t clamd_stream_max;      /* largest object streamed to clamd (its StreamMaxLength) */
+    uint64_t dns_timeout_ms, dns_tries;                         /* c-ares: per try, tries per server */
+    uint64_t domain_check_min, domain_check_max, domain_recheck; /* domain ownership checks (seconds) */
 };
 
 /* config_defaults - fill cfg with every default (caller later config_free) */

@@ -63,6 +63,10 @@ enum notify_var {
     NOTIFY_VAR_SIZE,         /* message size */
     NOTIFY_VAR_SIZE_LIMIT,
     NOTIFY_VAR_REASON,       /* why, in words */
+    NOTIFY_VAR_DOMAIN,       /* domain mails: the domain name */
+    NOTIFY_VAR_MX_HOST,      /* the tenant's MX host <company-id>.<service_domain> */
+    NOTIFY_VAR_TXT_RECORD,   /* moat-verification=<token> */
+    NOTIFY_VAR_COMPANY_ID,
     NOTIFY_NVARS
 };
 #define NOTIFY_VALUE_MAX 4096          /* one variable's value, bytes (cut at a character) */
@@ -142,6 +146,25 @@ int notify_render(const struct notify_message *m, struct buf *out);
  * notification". Notifications are queued directly, never through SMTP and
  * the scan, so no rule can match them and notify about them again. */
 int notify_prepare(const struct notify_message *m, struct buf *out, struct queue_envelope *env);
+
+/* ---------------------------------------------------------------- domain mails (notify_domain.c) */
+enum notify_domain_kind {
+    NOTIFY_DOMAIN_ACTIVATED = 0, /* ownership verified: records to set, next steps */
+    NOTIFY_DOMAIN_RECORD_MISSING, /* a verified domain's record disappeared */
+};
+struct notify_domain_info {
+    enum notify_domain_kind kind;
+    const char *company_id, *tenant_name, *domain, *mx_host, *token;
+    const char *to;       /* the tenant's address */
+    const char *hostname; /* service hostname (From, Message-ID) */
+    const char *reason;   /* what the check found (record missing) */
+};
+/* notify_domain_prepare - the bilingual (Japanese, then English) mail of
+ * templates data/templates/domain-activated / domain-record-missing
+ * .{ja,en}.txt, rendered and with its envelope (as notify_prepare). 0, or
+ * -1 with err. */
+int notify_domain_prepare(const struct notify_domain_info *info, struct buf *out, struct queue_envelope *env,
+                          char *err, size_t errsz);
 
 /* notify_is_generated - the header block of msg marks it as automatic
  * (X-Moat-Notification, or Auto-Submitted other than "no", RFC 3834): the

@@ -46,6 +46,7 @@
 static const char *const var_names[NOTIFY_NVARS] = {
     "SENDER", "RECIPIENTS",    "SUBJECT",     "RULE", "DETECTIONS", "DATE",   "QID",
     "TENANT", "QUARANTINE_ID", "ATTACHMENTS", "SIZE", "SIZE_LIMIT", "REASON",
+    "DOMAIN", "MX_HOST", "TXT_RECORD", "COMPANY_ID",
 };
 
 const struct notify_default notify_defaults[] = {

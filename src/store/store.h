@@ -56,6 +56,66 @@ int64_t store_config_version(struct store *st);
  * check); 0 done, 1 no such domain for that tenant, -1 error */
 int store_domain_set_verified(struct store *st, const char *company_id, const char *domain, bool verified);
 
+/* ---------------------------------------------------------------- tenants and domain verification (store_verify.c) */
+/* store_tenant_create - a new tenant (company_id checked: 3-63 letters,
+ * digits, hyphens; unique case-insensitively) with Moat's default rules
+ * (inactive until a domain of the tenant is verified; docs/policy.md).
+ * 0 created; 1 user error in err ("company ID acme is already taken", or
+ * the syntax reason); -1 database error. */
+int store_tenant_create(struct store *st, const char *company_id, const char *name, const char *admin_email,
+                        char *err, size_t errsz);
+/* store_domain_add - add domain to the tenant (needs configuration until
+ * verified) with one inbound server host[:port] (preference 10). 0; 1 user
+ * error in err (no such tenant, bad name, already the tenant's, verified by
+ * another tenant); -1 database error. */
+int store_domain_add(struct store *st, const char *company_id, const char *domain, const char *server,
+                     char *err, size_t errsz);
+
+/* One tenant's claim on a domain name, with its verification state. */
+struct store_domain_claim {
+    char company_id[64];
+    char domain[256];
+    char token[40];          /* moat-verification=<token> */
+    char *tenant_name;       /* may be NULL */
+    char *admin_email;       /* may be NULL */
+    bool verified;
+    double verified_at;      /* 0 = unknown */
+    char *verified_via;      /* "txt", "mx", "import", or NULL */
+    double check_next;       /* when the periodic check runs next (0 = now) */
+    double check_last;       /* 0 = never */
+    unsigned check_failures; /* consecutive checks without success */
+    char *check_result;      /* reason of the last check, or NULL */
+    bool record_missing;     /* verified, but the last check found no record (alerted) */
+};
+void store_domain_claims_free(struct store_domain_claim *c, size_t n);
+/* store_domain_claims - the claims on domain (every tenant's, or only
+ * company_id's when not NULL), verified first. 0 (*n may be 0) or -1. */
+int store_domain_claims(struct store *st, const char *domain, const char *company_id,
+                        struct store_domain_claim **out, size_t *n);
+/* store_domain_due - claims whose periodic check is due (check_next <= now):
+ * pending ones and those verified through DNS (not the operator's
+ * import --trust-domains), oldest first, at most limit. 0 or -1. */
+int store_domain_due(struct store *st, double now, size_t limit, struct store_domain_claim **out, size_t *n);
+
+enum store_check { STORE_CHECK_OK = 0, STORE_CHECK_FAIL, STORE_CHECK_TEMP };
+enum store_check_change {
+    STORE_CHANGE_NONE = 0,
+    STORE_CHANGE_VERIFIED,        /* the claim became verified now */
+    STORE_CHANGE_TAKEN,           /* proof found, but another tenant verified the name first */
+    STORE_CHANGE_RECORD_MISSING,  /* verified domain, record gone (first time: alert) */
+    STORE_CHANGE_RECORD_RESTORED, /* the record is back */
+};
+/* store_domain_check_done - record the outcome of a DNS check of the
+ * tenant's claim (method "txt"/"mx" when OK, reason for humans, next check
+ * time). In one transaction: the state columns; on a new verification the
+ * verified flag, the audit log (actor), the tenant's default rules
+ * activated when it is the tenant's first verified domain (*first), and
+ * config_version + 1. A verified domain is never unverified by a check.
+ * 0 (with *change), 1 no such claim, -1 database error. */
+int store_domain_check_done(struct store *st, const char *company_id, const char *domain, enum store_check outcome,
+                            const char *method, const char *reason, double next, const char *actor,
+                            enum store_check_change *change, bool *first);
+
 /* ---------------------------------------------------------------- domains (routing) */
 enum domain_tls { DOMAIN_TLS_OPPORTUNISTIC = 0, DOMAIN_TLS_REQUIRED, DOMAIN_TLS_NONE };
 

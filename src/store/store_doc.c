@@ -1060,6 +1060,7 @@ static int v_policy(struct vctx *v, json_t *x, json_t *out)
                                        "criteria",
                                        "actions",
                                        "execution_order", /* read-only export field: ignored */
+                                       "default",         /* one of Moat's default rules (store_verify.c) */
                                        NULL};
     const char *dir;
     if (v_keys(v, x, keys) < 0 || v_text(v, x, "name", T_REQUIRED | T_NONEMPTY, 200, NULL, out, NULL) < 0 ||
@@ -1067,6 +1068,12 @@ static int v_policy(struct vctx *v, json_t *x, json_t *out)
         v_bool(v, x, "enabled", true, out, NULL) < 0 ||
         v_text(v, x, "notes", T_MULTILINE, 4000, "", out, NULL) < 0)
         return -1;
+    /* "default": true only (absent = false), so other policies' canonical form is unchanged */
+    json_t *dflt = json_object_get(x, "default");
+    if (dflt && !json_is_boolean(dflt) && !json_is_null(dflt))
+        return verr_at(v, "default", "must be true or false");
+    if (json_is_true(dflt))
+        json_object_set_new(out, "default", json_true());
     bool in = strcmp(dir, "inbound") == 0;
     if (v_who(v, x, "recipients", in ? "organization" : "any", out) < 0 ||
         v_who(v, x, "senders", in ? "any" : "organization", out) < 0 ||
@@ -1366,7 +1373,7 @@ static const char SQL_TENANT_INS[] =
 static const char SQL_TENANT_UPD[] =
     "UPDATE tenants SET company_id = ?, name = ?, admin_email = ?, updated = ? WHERE id = ?";
 static const char SQL_DOMAIN_CLAIMS[] =
-    "SELECT t.company_id FROM domains d JOIN tenants t ON t.id = d.tenant_id WHERE d.name = ?";
+    "SELECT t.company_id, d.verified FROM domains d JOIN tenants t ON t.id = d.tenant_id WHERE d.name = ?";
 static const char SQL_DOMAINS_OF[] =
     "SELECT id, name, verified, verification_token, doc FROM domains WHERE tenant_id = ? ORDER BY position";
 static const char SQL_DOMAIN_DEL[] = "DELETE FROM domains WHERE id = ?";
@@ -1690,13 +1697,16 @@ static int existing_load(struct store *st, const char *company_id, struct existi
     return rc == SQLITE_DONE ? 0 : -1;
 }
 
-/* check_claims - no domain of tenant ti is claimed by a tenant outside the
- * document; 1 with the error in err when one is */
-static int check_claims(struct store *st, json_t *tenants, size_t ti, char *err, size_t errsz)
+/* check_claims - no domain of tenant ti is verified by a tenant outside the
+ * document (several tenants may add a name and wait for verification; only
+ * one can verify it), and with trust no domain the document marks verified
+ * is claimed by another tenant at all; 1 with the error in err */
+static int check_claims(struct store *st, json_t *tenants, size_t ti, bool trust, char *err, size_t errsz)
 {
     json_t *doms = json_object_get(json_array_get(tenants, ti), "domains");
     for (size_t j = 0; j < json_array_size(doms); j++) {
         const char *name = json_string_value(json_object_get(json_array_get(doms, j), "name"));
+        bool want = trust && json_is_true(json_object_get(json_array_get(doms, j), "verified"));
         sqlite3_stmt *s = store_stmt(st, SQL_DOMAIN_CLAIMS);
         if (!s)
             return -1;
@@ -1712,7 +1722,7 @@ static int check_claims(struct store *st, json_t *tenants, size_t ti, char *err,
             for (size_t k = 0; k < json_array_size(tenants) && !in_doc; k++)
                 in_doc = strcasecmp(owner, json_string_value(json_object_get(json_array_get(tenants, k),
                                                                              "company_id"))) == 0;
-            foreign = !in_doc;
+            foreign = !in_doc && (sqlite3_column_int(s, 1) != 0 || want);
         }
         if (!foreign && rc != SQLITE_DONE) {
             sqlite3_reset(s);
@@ -1720,8 +1730,40 @@ static int check_claims(struct store *st, json_t *tenants, size_t ti, char *err,
         }
         sqlite3_reset(s);
         if (foreign) {
-            snprintf(err, errsz, "tenants[%zu].domains[%zu].name: %s is already used by another tenant", ti,
-                     j, name);
+            snprintf(err, errsz, "tenants[%zu].domains[%zu].name: %s is already verified by another tenant",
+                     ti, j, name);
+            return 1;
+        }
+    }
+    return 0;
+}
+
+/* check_default_rules - while tenant t has no verified domain its default
+ * rules stay as Moat made them (PRODUCT.md §4: they cannot be enabled or
+ * edited before a domain is verified): each must equal the stored rule of
+ * that name, or, when there is none, be disabled. 1 with err. */
+static int check_default_rules(json_t *t, json_t *old, size_t ti, char *err, size_t errsz)
+{
+    json_t *doms = json_object_get(t, "domains");
+    for (size_t j = 0; j < json_array_size(doms); j++)
+        if (json_is_true(json_object_get(json_array_get(doms, j), "verified")))
+            return 0;
+    json_t *pols = json_object_get(t, "policies"), *opols = json_object_get(old, "policies");
+    for (size_t j = 0; j < json_array_size(pols); j++) {
+        json_t *p = json_array_get(pols, j);
+        if (!json_is_true(json_object_get(p, "default")))
+            continue;
+        const char *name = json_string_value(json_object_get(p, "name"));
+        json_t *op = NULL;
+        for (size_t k = 0; k < json_array_size(opols) && !op; k++)
+            if (strcmp(json_string_value(json_object_get(json_array_get(opols, k), "name")), name) == 0)
+                op = json_array_get(opols, k);
+        if (op ? !json_equal(op, p) : json_is_true(json_object_get(p, "enabled"))) {
+            char esc[220];
+            snprintf(err, errsz,
+                     "tenants[%zu].policies[%zu]: the default rule \"%s\" cannot be enabled or changed before a "
+                     "domain of the tenant is verified",
+                     ti, j, log_escape(name, strlen(name), esc, sizeof esc));
             return 1;
         }
     }
@@ -2018,7 +2060,7 @@ int store_import_json_report(struct store *st, const char *json, size_t len, boo
     for (size_t i = 0; i < n; i++) {
         json_t *t = json_array_get(tenants, i);
         json_t *old = NULL;
-        int c = check_claims(st, tenants, i, err, errsz);
+        int c = check_claims(st, tenants, i, trust_domains, err, errsz);
         if (c != 0) {
             ret = c < 0 ? 2 : 1;
             goto fail;
@@ -2033,6 +2075,12 @@ int store_import_json_report(struct store *st, const char *json, size_t len, boo
                 existing_find(&ex[i], json_string_value(json_object_get(d, "name")));
             if (!trust_domains)
                 json_object_set_new(d, "verified", json_boolean(od ? od->verified : false));
+        }
+        c = check_default_rules(t, old, i, err, errsz);
+        if (c != 0) {
+            json_decref(old);
+            ret = 1;
+            goto fail;
         }
         changed[i] = !old || !json_equal(old, t);
         json_decref(old);

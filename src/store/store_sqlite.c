@@ -186,6 +186,18 @@ static const char *const store_migrations[] = {
     "CREATE INDEX quarantine_tenant ON quarantine(company_id, time);"
     "CREATE INDEX quarantine_rcpt ON quarantine(rcpt, time);"
     "CREATE INDEX quarantine_time ON quarantine(time);",
+    /* 6: domain verification state (store_verify.c): when the DNS check runs
+     * next, consecutive failures (back-off), the last result, how and when
+     * the domain was verified, and whether a verified domain's record has
+     * gone missing (alerted once) */
+    "ALTER TABLE domains ADD COLUMN check_next REAL NOT NULL DEFAULT 0;"
+    "ALTER TABLE domains ADD COLUMN check_failures INTEGER NOT NULL DEFAULT 0;"
+    "ALTER TABLE domains ADD COLUMN check_last REAL;"
+    "ALTER TABLE domains ADD COLUMN check_result TEXT;"
+    "ALTER TABLE domains ADD COLUMN verified_at REAL;"
+    "ALTER TABLE domains ADD COLUMN verified_via TEXT;"
+    "ALTER TABLE domains ADD COLUMN record_missing INTEGER NOT NULL DEFAULT 0;"
+    "CREATE INDEX domains_check_next ON domains(check_next);",
 };
 
 #define STORE_NMIGRATIONS ((int)(sizeof store_migrations / sizeof store_migrations[0]))

@@ -69,6 +69,18 @@ BASE_CONF = {
     "smtp_idle_timeout": "60s",
 }
 
+# No test may query a real DNS server: by default moatd's resolver points at
+# a loopback port where nothing listens (every lookup fails at once as a
+# temporary failure). Tests of DNS start tests/fakes/fakedns.py and set
+# dns_server to it.
+def _closed_udp_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+BASE_CONF["dns_server"] = "127.0.0.1:%d" % _closed_udp_port()
+
 LIVE: list = []   # running Moat instances, for failure reports
 STOP_THREADS: list = []        # background checks of stopping moatds
 DEFERRED_PROBLEMS: list = []   # what they found (reported at the end of the session)

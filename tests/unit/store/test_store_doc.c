@@ -445,24 +445,40 @@ static void test_validation_documents(void **state)
     assert_int_equal(store_config_version(e->st), 0);
 }
 
-/* Domain claimed by a tenant that is not in the document. */
+/* Domain verified by a tenant that is not in the document (an unverified
+ * claim by another tenant does not block: several may wait for verification). */
 static void test_domain_claimed_elsewhere(void **state)
 {
     struct tenv *e = *state;
     char err[1024];
     import_ok(e->st, TEST_DOC, false);
     import_ok(e->st, BETA_DOC, false);
+    const char *share = "{\"tenants\": [{\"company_id\": \"beta\", \"domains\": ["
+                        "{\"name\": \"beta.test\", \"inbound_servers\": [{\"host\": \"127.0.0.1\"}]},"
+                        "{\"name\": \"ACME2.test\", \"inbound_servers\": [{\"host\": \"127.0.0.1\"}]}]}]}";
+    import_ok(e->st, share, false);
+    assert_int_equal(db_count(e, "SELECT COUNT(*) FROM domains WHERE name = 'acme2.test'"), 2);
+    /* ... but not verified with trust while another tenant claims it */
+    const char *share_v = "{\"tenants\": [{\"company_id\": \"beta\", \"domains\": ["
+                          "{\"name\": \"beta.test\", \"inbound_servers\": [{\"host\": \"127.0.0.1\"}]},"
+                          "{\"name\": \"ACME2.test\", \"verified\": true, \"inbound_servers\": [{\"host\": "
+                          "\"127.0.0.1\"}]}]}]}";
+    assert_int_equal(import_str(e->st, share_v, true, err, sizeof err), 1);
+    assert_string_equal(err, "tenants[0].domains[1].name: acme2.test is already verified by another tenant");
+    import_ok(e->st, BETA_DOC, false);
+    assert_int_equal(store_domain_set_verified(e->st, "acme", "acme.test", true), 0);
+    assert_int_equal(store_domain_set_verified(e->st, "acme", "acme2.test", true), 0);
     const char *steal = "{\"tenants\": [{\"company_id\": \"beta\", \"domains\": ["
                         "{\"name\": \"beta.test\", \"inbound_servers\": [{\"host\": \"127.0.0.1\"}]},"
                         "{\"name\": \"ACME2.test\", \"inbound_servers\": [{\"host\": \"127.0.0.1\"}]}]}]}";
     assert_int_equal(import_str(e->st, steal, false, err, sizeof err), 1);
-    assert_string_equal(err, "tenants[0].domains[1].name: acme2.test is already used by another tenant");
+    assert_string_equal(err, "tenants[0].domains[1].name: acme2.test is already verified by another tenant");
     assert_int_equal(import_str(e->st, steal, true, err, sizeof err), 1);
     /* a new tenant cannot take it either */
     const char *newt = "{\"tenants\": [{\"company_id\": \"gamma\", \"domains\": ["
                        "{\"name\": \"acme.test\", \"inbound_servers\": [{\"host\": \"127.0.0.1\"}]}]}]}";
     assert_int_equal(import_str(e->st, newt, false, err, sizeof err), 1);
-    assert_string_equal(err, "tenants[0].domains[0].name: acme.test is already used by another tenant");
+    assert_string_equal(err, "tenants[0].domains[0].name: acme.test is already verified by another tenant");
     assert_int_equal(db_count(e, "SELECT COUNT(*) FROM tenants"), 2);
     /* moving it in one document (both tenants present) is fine */
     const char *move =
