@@ -356,7 +356,11 @@ static int cmd_release(struct moatctl *ctx, int argc, char **argv)
     if (!q)
         return code;
     struct tracker *tr = tracker_start(&ctx->cfg, err2, sizeof err2);
-    struct quarantine_release_opts ro = {.inject = inject_ctl,
+    int scode = MOATCTL_OK;
+    struct quarantine_policy qp = {.st = moatctl_store(ctx, &scode), .q = q};
+    struct quarantine_release_opts ro = {.after_quarantine = qp.st ? quarantine_policy_after : NULL,
+                                         .after_arg = &qp,
+                                         .inject = inject_ctl,
                                          .inject_arg = ctx,
                                          .tracker = tr,
                                          .actor =

@@ -38,10 +38,16 @@ void detect_run(struct analysis *a, const char *msg, size_t len, const struct de
         ctx = &none;
     for (const struct detector *d = detectors; d->name; d++)
         d->run(a, msg, len, ctx);
-    a->spam_levels = 0;
-    for (unsigned i = 0; a->spam_scored && i < 5; i++)
-        if (a->spam_score >= spam_levels[i].threshold)
-            a->spam_levels |= 1u << i;
+    a->spam_levels = a->spam_scored ? detect_spam_levels(a->spam_score) : 0;
+}
+
+unsigned detect_spam_levels(double score)
+{
+    unsigned bits = 0;
+    for (unsigned i = 0; i < 5; i++)
+        if (score >= spam_levels[i].threshold)
+            bits |= 1u << i;
+    return bits;
 }
 
 void detect_shutdown(void)

@@ -66,6 +66,9 @@ int detect_init(const struct moat_config *cfg, char *err, size_t errsz);
 /* detect_run - every detector on one message; msg/len is the raw message */
 void detect_run(struct analysis *a, const char *msg, size_t len, const struct detect_context *ctx);
 void detect_shutdown(void);
+/* detect_spam_levels - the spam_levels bits a spam score reaches (bit i:
+ * mime_spam_level_names[i]) */
+unsigned detect_spam_levels(double score);
 
 /* style_profile_load - a profile written by `moatctl style learn`; NULL with
  * err (bad magic/version/dimensions/checksum). Caller frees. */

@@ -131,6 +131,17 @@ enum quarantine_status quarantine_release(struct quarantine *q, const char *comp
                                           const struct quarantine_release_opts *opts,
                                           char new_qid[CORE_QID_LEN + 1], char *err, size_t errsz);
 
+/* ---------------------------------------------------------------- the rules after quarantine (quarantine_policy.c) */
+struct quarantine_policy {
+    struct store *st;      /* the tenant's rules are read from it */
+    struct quarantine *q;  /* where a later quarantine rule puts its copy */
+};
+/* quarantine_policy_after - an after_quarantine hook (arg: struct
+ * quarantine_policy *): the tenant's rules after the one that quarantined,
+ * with the verdict stored with the copy */
+enum quarantine_after quarantine_policy_after(void *arg, const struct store_quarantine_item *it, struct buf *msg,
+                                              struct queue_envelope *env, char *why, size_t whysz);
+
 /* quarantine_delete - remove the row and its file (tenant scope) */
 enum quarantine_status quarantine_delete(struct quarantine *q, const char *company_id, const char *id,
                                          char *err, size_t errsz);

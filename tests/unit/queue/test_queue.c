@@ -108,10 +108,76 @@ static void test_commit_roundtrip(void **state)
     spool_close(sp);
 }
 
+/* a plan and its copy survive the commit and the trailer round trip; the
+ * copy moves with the message and goes with spool_remove */
+static void test_plan_commit_and_copies(void **state)
+{
+    (void)state;
+    char err[256];
+    struct spool *sp = spool_open(dir, 1, err, sizeof err);
+    assert_non_null(sp);
+    char *rcpts[] = {"a@x.test", "b@x.test"};
+    struct queue_envelope env = {.arrival = 1.0, .sender = "s@y.test", .rcpts = rcpts, .nrcpts = 2,
+                                 .plan = "{\"v\":1,\"rcpts\":[{\"c\":\"x\",\"x\":\"none\",\"var\":1},"
+                                         "{\"c\":\"x\",\"x\":\"quarantine\",\"var\":0,\"rule\":\"Virus\","
+                                         "\"order\":1}]}",
+                                 .variants = 1};
+    core_qid_new(env.qid);
+    /* the worker's copy lies beside the incoming file; spool_commit_sync has
+     * no incoming file of its own to sit beside, so place the copy directly */
+    const char *msg = "Subject: x\r\n\r\nbody\r\n";
+    assert_int_equal(spool_commit_sync(sp, msg, strlen(msg), &env), 0);
+    char path[1200], vpath[1300];
+    snprintf(path, sizeof path, "%s/%s", spool_queue_dir(sp), env.qid);
+    snprintf(vpath, sizeof vpath, "%s.v1", path);
+    int fd = open(vpath, O_WRONLY | O_CREAT | O_EXCL, 0600);
+    assert_true(fd >= 0);
+    assert_int_equal(write(fd, "copy", 4), 4);
+    close(fd);
+    struct queue_envelope r;
+    assert_int_equal(spool_read_envelope(path, &r, err, sizeof err), 0);
+    assert_string_equal(r.plan, env.plan);
+    assert_int_equal(r.variants, 1);
+    struct queue_plan_rcpt *p = queue_plan_parse(&r, err, sizeof err);
+    assert_non_null(p);
+    assert_int_equal(p[0].action, PLAN_DELIVER);
+    assert_int_equal(p[0].variant, 1);
+    assert_int_equal(p[1].action, PLAN_QUARANTINE);
+    assert_string_equal(p[1].rule, "Virus");
+    assert_int_equal(p[1].order, 1);
+    queue_plan_free(p, r.nrcpts);
+    /* plans that do not fit the envelope are refused */
+    static const char *bad[] = {
+        "{\"v\":1,\"rcpts\":[{\"x\":\"none\",\"var\":0}]}",                              /* one entry for two */
+        "{\"v\":2,\"rcpts\":[{\"x\":\"none\",\"var\":0},{\"x\":\"none\",\"var\":0}]}", /* version */
+        "{\"v\":1,\"rcpts\":[{\"x\":\"none\",\"var\":2},{\"x\":\"none\",\"var\":0}]}", /* no copy 2 */
+        "{\"v\":1,\"rcpts\":[{\"x\":\"burn\",\"var\":0},{\"x\":\"none\",\"var\":0}]}", /* action */
+        "{\"v\":1,\"rcpts\":[{\"x\":\"change_recipient\",\"var\":0},{\"x\":\"none\",\"var\":0}]}",
+        "not json",
+    };
+    char *keep = r.plan;
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        r.plan = (char *)bad[i];
+        assert_null(queue_plan_parse(&r, err, sizeof err));
+    }
+    r.plan = keep;
+    queue_envelope_free(&r);
+    /* status words */
+    assert_false(spool_status_has(spool_status_dir(sp), env.qid, "notified"));
+    assert_int_equal(spool_status_append(sp, env.qid, "done 1\nnotified\n"), 0);
+    assert_true(spool_status_has(spool_status_dir(sp), env.qid, "notified"));
+    assert_false(spool_status_has(spool_status_dir(sp), env.qid, "notif"));
+    assert_int_equal(spool_remove(sp, env.qid), 0);
+    struct stat st;
+    assert_int_equal(stat(vpath, &st), -1);
+    spool_close(sp);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_commit_roundtrip, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_plan_commit_and_copies, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
