@@ -10,12 +10,13 @@
  * and rewriting parses untrusted MIME, which Moat only does in workers.
  *
  * Plan (version 1; every field bounded by SCAN_PLAN_MAX as a whole):
- *   {"v":1, "dir":"inbound|outbound", "detections":[...], "rcpts":[R...],
- *    "notify":[N...], "bcc":[B...]}
+ *   {"v":1, "dir":"inbound|outbound", "detections":[...],
+ *    "traces":[["rule: outcome", ...], ...] (each distinct trace once),
+ *    "rcpts":[R...], "notify":[N...], "bcc":[B...]}
  *   R: {"c":company, "x":"none|delete|deliver_now|quarantine|change_recipient",
  *       "var":k (0 = the message as received, k = <spool>.v<k>),
  *       "rule":name?, "order":n?, "to":new recipient?, "reason":text?,
- *       "trace":["rule: outcome", ...]}
+ *       "t":index of its trace in "traces"}
  *   N: {"c", "tenant", "tpl", "lang", "to":[addresses], "rule", "rcpts":[i...],
  *       "reason", "attachments"}
  *   B: {"c", "addr", "var", "rule"}
@@ -407,10 +408,28 @@ void scan_policy_run(struct store *st, const struct scan_request *req, const str
         if (m)
             evaluate(&s, t, addr, idx, m);
     }
+    /* identical traces (every recipient of a rule set usually has the same
+     * one) are stored once: a message to many recipients keeps a small plan */
+    json_t *traces = json_array();
+    size_t ri;
+    json_t *r;
+    json_array_foreach(s.rcpts, ri, r)
+    {
+        json_t *tr = json_object_get(r, "trace");
+        size_t k, found = SIZE_MAX;
+        json_t *u;
+        json_array_foreach(traces, k, u) if (found == SIZE_MAX && json_equal(u, tr)) found = k;
+        if (found == SIZE_MAX) {
+            found = json_array_size(traces);
+            json_array_append(traces, tr ? tr : json_array());
+        }
+        json_object_del(r, "trace");
+        json_object_set_new(r, "t", json_integer((json_int_t)found));
+    }
     json_t *det = json_loads(res->detections, 0, NULL);
-    json_t *plan = json_pack("{s:i,s:s,s:o,s:o,s:o,s:o}", "v", 1, "dir", req->direction ? "outbound" : "inbound",
-                             "detections", det ? det : json_array(), "rcpts",
-                             s.rcpts, "notify", s.notify, "bcc", s.bcc);
+    json_t *plan = json_pack("{s:i,s:s,s:o,s:o,s:o,s:o,s:o}", "v", 1, "dir", req->direction ? "outbound" : "inbound",
+                             "detections", det ? det : json_array(), "traces", traces, "rcpts", s.rcpts, "notify",
+                             s.notify, "bcc", s.bcc);
     char *text = plan ? json_dumps(plan, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
     json_decref(plan);
     if (text && strlen(text) > SCAN_PLAN_MAX) {

@@ -276,3 +276,18 @@ def test_clean_removes_the_infected_part_and_keeps_the_rest(make_env):
     assert "eicar.com" not in names and "figures.txt" in names, names
     # the kept attachment is byte-identical (its base64 lines were copied as they were)
     assert base64.encodebytes(keep).decode().replace("\n", "\r\n").encode() in got.data
+
+
+def test_many_recipients_many_rules_plan_stays_small(make_env):
+    """400 recipients x 20 rules: the plan stores each distinct trace once, the
+    message is accepted and everybody gets the tagged copy in one delivery."""
+    rules = [rule("Keyword %d" % i, {"content": {"keywords": [{"pattern": "never-%d-matches" % i,
+                                                               "in": ["subject", "body"]}]}},
+                  {"x_header": {"name": "X-K%d" % i, "value": "x"}}) for i in range(18)]
+    env = make_env(doc=with_rules(VIRUS, SPAM_TAG, *rules))
+    rcpts = ["user%03d@protected.test" % i for i in range(400)]
+    env.send_ok(rcpts, make_message(subject="all hands", body=GTUBE))
+    got = env.downstream.wait_for_messages(1, timeout=30)
+    delivered = sorted(r for g in got for r in g.rcpt_tos)
+    assert delivered == sorted(rcpts)
+    assert all(parsed(g)["Subject"] == "Spam: all hands" for g in got)
