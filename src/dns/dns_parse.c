@@ -127,7 +127,8 @@ static enum dns_result parse_txt(const unsigned char *buf, int len, struct dns_a
         if ((!t || t->record_start) && open) {
             if (a->ntxt < DNS_RECORDS_MAX) {
                 char *s = xmalloc(cur.len + 1);
-                memcpy(s, cur.ptr, cur.len);
+                if (cur.len)
+                    memcpy(s, cur.ptr, cur.len);
                 s[cur.len] = '\0';
                 /* a NUL inside a TXT string ends it for our purposes */
                 a->txt[a->ntxt++] = s;
