@@ -8,6 +8,7 @@ import base64
 import email
 import email.policy
 import io
+import json
 import os
 import shutil
 import subprocess
@@ -75,6 +76,13 @@ def parsed(received):
     return email.message_from_bytes(received.data, policy=email.policy.default)
 
 
+def analyse(env, data: bytes) -> dict:
+    """the inspection engine's reading of a delivered (rewritten) message"""
+    path = env.moat.workdir / ("delivered-%d.eml" % time.monotonic_ns())
+    path.write_bytes(data)
+    return json.loads(env.moat.ctl("scan", str(path)).stdout)
+
+
 def timeline(env, qid):
     return env.moat.ctl("tracking", "show", qid).stdout
 
@@ -132,6 +140,10 @@ def test_exe_in_zip_deleted_with_a_note(make_env):
     assert pdf.get_content() == other
     alltext = " ".join(p.get_content() for p in m.walk() if p.get_content_type() == "text/plain")
     assert "tool.zip" in alltext, alltext  # the note names what was removed
+    # the rewritten message parses cleanly in the inspection engine too
+    a = analyse(env, got.data)
+    assert not [f for f in a.get("flags", []) if f.get("name") == "malformed"], a.get("flags")
+    assert sorted(x["filename"] for x in a["attachments"]) == ["report.pdf"], a["attachments"]
 
 
 def test_two_recipients_two_outcomes(make_env):
@@ -291,3 +303,21 @@ def test_many_recipients_many_rules_plan_stays_small(make_env):
     delivered = sorted(r for g in got for r in g.rcpt_tos)
     assert delivered == sorted(rcpts)
     assert all(parsed(g)["Subject"] == "Spam: all hands" for g in got)
+
+
+def test_japanese_tag_on_iso2022jp_subject_and_japanese_removal_note(make_env):
+    tag_ja = rule("迷惑メール", {"spam": {"level": "moderate"}}, {"tag_subject": "[迷惑メール]"})
+    env = make_env(doc=with_rules(tag_ja, EXE))
+    subject = "=?ISO-2022-JP?B?" + base64.b64encode("会議の件".encode("iso2022_jp")).decode() + "?="
+    body = "本文です。\r\n" + GTUBE
+    env.send_ok(["alice@protected.test"], make_message(subject=subject, body=body))
+    got = env.downstream.wait_for_messages(1)[0]
+    assert parsed(got)["Subject"] == "[迷惑メール] 会議の件", parsed(got)["Subject"]
+    # a Japanese message's removal note is in Japanese
+    msg = multipart([("setup.exe", "application/octet-stream", b"MZ\x90\x00" + b"\x00" * 100)],
+                    subject="資料", text="資料を送ります。")
+    env.send_ok(["alice@protected.test"], msg)
+    got = env.downstream.wait_for_messages(2)[1]
+    notes = [p.get_content() for p in parsed(got).walk() if p.get_content_type() == "text/plain"]
+    assert any("setup.exe" in n and any("\u3040" <= ch <= "\u30ff" or "\u4e00" <= ch <= "\u9fff" for ch in n)
+               for n in notes[1:]), notes
