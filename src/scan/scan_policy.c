@@ -210,10 +210,14 @@ static void add_notify(struct stage *s, const struct cached *t, const struct pol
                 struct buf att;
                 buf_init(&att, 2048);
                 attachments_text(d, s->a, &att);
+                /* the reason: what the rule that asked for the notification matched */
+                char reason[400] = "";
+                for (size_t k2 = 0; k2 < d->ntrace && !reason[0]; k2++)
+                    if (d->trace[k2].outcome == POLICY_MATCHED && strcmp(d->trace[k2].rule, pn->rule) == 0)
+                        snprintf(reason, sizeof reason, "%s", d->trace[k2].text);
                 n = json_pack("{s:s,s:s,s:s,s:s,s:[s],s:s,s:[],s:s,s:s}", "c", t->company, "tenant", t->name,
                               "tpl", pn->template_name, "lang", lang, "to", addr, "rule", pn->rule, "rcpts",
-                              "reason", d->intercept_rule ? policy_intercept_name(d->intercept) : "", "attachments",
-                              buf_cstr(&att));
+                              "reason", reason, "attachments", buf_cstr(&att));
                 buf_free(&att);
                 if (!n)
                     continue;

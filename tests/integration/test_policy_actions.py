@@ -116,9 +116,10 @@ def test_eicar_zipped_quarantined_and_admin_notified(make_env):
     n = parsed(got)
     assert n["X-Moat-Notification"], n
     text = n.get_body(preferencelist=("plain",)).get_content()
-    assert qid in text or "alice@protected.test" in text, text
     items = wait_until(lambda: quarantine_items(env), 10, msg="the quarantined copy")
     assert len(items) == 1, items
+    for want in (qid, "alice@protected.test", "EICAR", "Virus", items[0]["id"], "Acme Test Corp"):
+        assert want in text, (want, text)
     assert "alice@protected.test" in str(items[0]) and "Virus" in str(items[0]), items
     time.sleep(1.0)
     assert len(env.downstream.messages) == 1, "nothing else may be delivered"
