@@ -86,6 +86,10 @@ size_t core_strlcpy(char *dst, const char *src, size_t dstsz);
 bool core_strcaseeq(const char *a, const char *b);
 /* core_parse_hostport - "host:port" or "[v6]:port"; -1 on error */
 int core_parse_hostport(const char *s, char *host, size_t hostsz, uint16_t *port);
+/* core_cidr_match - true when the address ip (text) is inside cidr
+ * ("192.0.2.0/24", "2001:db8::/32" or a bare address; an IPv4-mapped IPv6
+ * ip matches IPv4 ranges); false for anything malformed */
+bool core_cidr_match(const char *cidr, const char *ip);
 
 /* ---------------------------------------------------------------- header fields (core_header.c) */
 /* core_header_value - the unfolded value of the first field `name` in the
@@ -144,6 +148,7 @@ struct moat_config {
     char *clamd_socket;             /* "": libclamav in-process; else clamd's unix socket or loopback host:port */
     uint64_t clamd_timeout;         /* seconds for one clamd INSTREAM exchange */
     uint64_t clamd_stream_max;      /* largest object streamed to clamd (its StreamMaxLength) */
+    uint64_t mx_port;                                           /* outbound: port of MX hosts */
     uint64_t dns_timeout_ms, dns_tries;                         /* c-ares: per try, tries per server */
     uint64_t domain_check_min, domain_check_max, domain_recheck; /* domain ownership checks (seconds) */
 };

@@ -74,6 +74,7 @@ static const struct config_entry config_table[] = {
     {"delivery_concurrency", CT_COUNT, OFF(delivery_concurrency), "20", 1, 1000, "simultaneous connections per destination"},
     {"delivery_timeout", CT_DURATION, OFF(delivery_timeout), "5m", 1, 3600, "outbound: longest wait for one SMTP reply"},
     {"connect_timeout", CT_DURATION, OFF(connect_timeout), "30s", 1, 600, "outbound: longest TCP connect + banner"},
+    {"mx_port", CT_COUNT, OFF(mx_port), "25", 1, 65535, "outbound: TCP port of the MX hosts mail is delivered to (25; tests use another)"},
     {"connection_reuse_time", CT_DURATION, OFF(connection_reuse_time), "5s", 0, 600, "outbound: keep an idle connection this long for reuse"},
     {"uribl_zones", CT_STRING, OFF(uribl_zones), "", 0, 1024, "web reputation: DNS URI blocklist zones looked up as <domain>.<zone> (comma-separated, e.g. multi.surbl.org); empty: off"},
     {"uribl_timeout_ms", CT_COUNT, OFF(uribl_timeout_ms), "2000", 100, 30000, "web reputation: milliseconds for all URI blocklist lookups of one message"},

@@ -8,6 +8,8 @@
  */
 #include "core/core.h"
 
+#include <arpa/inet.h>
+
 #include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -161,4 +163,51 @@ bool core_qid_valid(const char *s)
             return false;
     }
     return i == CORE_QID_LEN;
+}
+
+/* core_cidr_match - ip inside cidr (see core.h) */
+bool core_cidr_match(const char *cidr, const char *ip)
+{
+    char net[64];
+    const char *slash = strchr(cidr, '/');
+    size_t nl = slash ? (size_t)(slash - cidr) : strlen(cidr);
+    if (nl == 0 || nl >= sizeof net)
+        return false;
+    memcpy(net, cidr, nl);
+    net[nl] = '\0';
+    unsigned char a[16], b[16];
+    int fam = strchr(net, ':') ? AF_INET6 : AF_INET;
+    if (inet_pton(fam, net, a) != 1)
+        return false;
+    /* an IPv4-mapped IPv6 client matches IPv4 ranges */
+    const char *ipp = ip;
+    if (fam == AF_INET && strncasecmp(ip, "::ffff:", 7) == 0 && strchr(ip + 7, '.'))
+        ipp = ip + 7;
+    if (inet_pton(fam, ipp, b) != 1)
+        return false;
+    unsigned maxbits = fam == AF_INET ? 32 : 128;
+    unsigned bits = maxbits;
+    if (slash) {
+        const char *p = slash + 1;
+        if (!*p || strlen(p) > 3)
+            return false;
+        bits = 0;
+        for (; *p; p++) {
+            if (*p < '0' || *p > '9')
+                return false;
+            bits = bits * 10 + (unsigned)(*p - '0');
+        }
+        if (bits > maxbits)
+            return false;
+    }
+    size_t full = bits / 8;
+    if (memcmp(a, b, full) != 0)
+        return false;
+    unsigned rest = bits % 8;
+    if (rest) {
+        unsigned char mask = (unsigned char)(0xff << (8 - rest));
+        if ((a[full] & mask) != (b[full] & mask))
+            return false;
+    }
+    return true;
 }

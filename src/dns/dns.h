@@ -11,7 +11,7 @@
  *                               MX pointing at the tenant's MX host)
  *   dns_verify_sync             the same on a private loop (moatctl)
  *   dns_* pure helpers          back-off, tokens, MX host names, MX order,
- *                               CIDR matching (unit-tested)
+ *                               (unit-tested)
  *
  * Results keep a temporary failure (SERVFAIL, timeout, refused, malformed
  * answer: try again later) apart from "not found" (NXDOMAIN) and "no data"
@@ -172,8 +172,5 @@ bool dns_mx_match(const struct dns_mx *mx, size_t nmx, const char *mx_host);
 void dns_mx_sort(struct dns_mx *mx, size_t nmx, uint32_t (*rnd)(void));
 /* dns_host_name_ok - a plausible LDH host name (lower-case, labels 1..63, at most 253) */
 bool dns_host_name_ok(const char *h);
-/* dns_cidr_match - true when the address ip (text) is inside cidr ("192.0.2.0/24",
- * "2001:db8::/32", or a bare address); false for anything malformed */
-bool dns_cidr_match(const char *cidr, const char *ip);
 
 #endif

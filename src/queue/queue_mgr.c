@@ -614,6 +614,7 @@ static void entry_attempt(struct qentry *e)
         } else {
             req.route.mx_domain = dom;
             req.route.tls = DOMAIN_TLS_OPPORTUNISTIC;
+            req.route.port = (uint16_t)qm->cfg->mx_port;
         }
         e->pending++;
         if (fd < 0 || deliver_submit(qm->dc, &req, group_done, g) < 0) {

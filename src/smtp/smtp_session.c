@@ -70,6 +70,11 @@ struct smtp_session {
     unsigned tracked_rejects;  /* of those, recorded in tracking one by one */
     struct domain_map *map;
     struct policy_table *policies; /* snapshot taken at MAIL, like map */
+    /* outbound protection: the client is a registered sending server of the
+     * envelope sender's verified domain (decided at MAIL); then any
+     * recipient is accepted, for that tenant, with the outbound limits */
+    bool outbound;
+    char out_company[64];
     /* message */
     struct smtp_data data;
     struct spool_incoming *in;
@@ -224,6 +229,8 @@ static void transaction_reset(struct smtp_session *s)
     s->rcpts = s->orcpts = s->rcpt_company = NULL;
     s->nrcpts = 0;
     s->in_mail = false;
+    s->outbound = false;
+    s->out_company[0] = '\0';
     free(s->plan);
     s->plan = NULL;
     s->variants = 0;
@@ -261,7 +268,7 @@ static void track_refusal(struct smtp_session *s, const char *reason)
         m.qid = qid;
     }
     m.time = core_now();
-    m.direction = "inbound";
+    m.direction = s->outbound ? "outbound" : "inbound";
     m.client_ip = s->ip;
     m.helo = s->helo;
     m.tls = s->tls ? s->tls_desc : NULL;
@@ -284,7 +291,7 @@ static void track_rcpt_refusal(struct smtp_session *s, const char *rcpt, const c
     core_qid_new(qid);
     m.qid = qid;
     m.time = core_now();
-    m.direction = "inbound";
+    m.direction = s->outbound ? "outbound" : "inbound";
     m.client_ip = s->ip;
     m.helo = s->helo;
     m.tls = s->tls ? s->tls_desc : NULL;
@@ -399,23 +406,45 @@ static bool rate_check(struct smtp_session *s, const char *sender)
     char key[SMTP_PATH_MAX + 16];
     double now = core_now();
     const struct moat_config *cfg = s->cfg;
-    snprintf(key, sizeof key, "in-ip:%s", s->ip);
-    if (!ratelimit_hit(s->srv->ratelimit, key, &cfg->limit_in_ip, cfg->limit_block, now)) {
+    const char *dir = s->outbound ? "out" : "in";
+    snprintf(key, sizeof key, "%s-ip:%s", dir, s->ip);
+    if (!ratelimit_hit(s->srv->ratelimit, key, s->outbound ? &cfg->limit_out_ip : &cfg->limit_in_ip,
+                       cfg->limit_block, now)) {
         reply(s, "451 4.7.1 Exceeded limit - message count (by IP address), try again later");
         log_info("smtp rate limited session=%s client=%s by=ip", s->id, s->ip);
         track_refusal(s, "Exceeded limit – message count (by IP address)");
         return false;
     }
-    snprintf(key, sizeof key, "in-from:%s", sender);
+    snprintf(key, sizeof key, "%s-from:%s", dir, sender);
     for (char *p = key; *p; p++)
         *p = (char)((*p >= 'A' && *p <= 'Z') ? *p + 32 : *p);
-    if (!ratelimit_hit(s->srv->ratelimit, key, &cfg->limit_in_sender, cfg->limit_block, now)) {
+    if (!ratelimit_hit(s->srv->ratelimit, key, s->outbound ? &cfg->limit_out_sender : &cfg->limit_in_sender,
+                       cfg->limit_block, now)) {
         reply(s, "451 4.7.1 Exceeded limit - message count (by e-mail address), try again later");
         log_info("smtp rate limited session=%s client=%s by=sender", s->id, s->ip);
         track_refusal(s, "Exceeded limit – message count (by e-mail address)");
         return false;
     }
     return true;
+}
+
+/* outbound_check - outbound protection (PRODUCT.md §2): the envelope
+ * sender's domain is verified, has outbound enabled, and the client is one
+ * of its sending servers. Shared provider ranges (Microsoft 365, Google
+ * Workspace) make the sender's domain part of the proof; the null sender
+ * never relays. */
+static void outbound_check(struct smtp_session *s)
+{
+    s->outbound = false;
+    s->out_company[0] = '\0';
+    if (s->mail.path.null || !s->mail.path.domain[0] || s->mail.path.domain_literal || !s->map)
+        return;
+    const struct domain_entry *d = domain_map_find(s->map, s->mail.path.domain);
+    if (!domain_entry_sends_from(d, s->ip))
+        return;
+    s->outbound = true;
+    core_strlcpy(s->out_company, d->company_id, sizeof s->out_company);
+    log_info("smtp outbound session=%s client=%s company=%s", s->id, s->ip, d->company_id);
 }
 
 static void cmd_mail(struct smtp_session *s, const struct smtp_cmd *c)
@@ -454,12 +483,13 @@ static void cmd_mail(struct smtp_session *s, const struct smtp_cmd *c)
     s->mail = m;
     core_qid_new(s->qid);
     s->in_mail = true;
+    s->map = smtp_server_domains(s->srv);
+    s->policies = smtp_server_policies(s->srv);
+    outbound_check(s);
     if (!rate_check(s, m.path.null ? "<>" : m.path.addr)) {
         transaction_reset(s);
         return;
     }
-    s->map = smtp_server_domains(s->srv);
-    s->policies = smtp_server_policies(s->srv);
     reply(s, "250 2.1.0 Ok");
 }
 
@@ -469,6 +499,25 @@ static void rcpt_reject(struct smtp_session *s, const char *line)
     core_strlcpy(s->last_reject, line, sizeof s->last_reject);
     s->rejected_rcpts++;
     client_error(s);
+}
+
+/* rcpt_add - accept the recipient for company (a repeated one once) */
+static void rcpt_add(struct smtp_session *s, const struct smtp_rcpt_args *r, const char *company)
+{
+    for (size_t i = 0; i < s->nrcpts; i++) {
+        if (strcasecmp(s->rcpts[i], r->path.addr) == 0) {
+            reply(s, "250 2.1.5 Ok");
+            return;
+        }
+    }
+    s->rcpts = xrealloc(s->rcpts, (s->nrcpts + 1) * sizeof *s->rcpts);
+    s->orcpts = xrealloc(s->orcpts, (s->nrcpts + 1) * sizeof *s->orcpts);
+    s->rcpt_company = xrealloc(s->rcpt_company, (s->nrcpts + 1) * sizeof *s->rcpt_company);
+    s->rcpts[s->nrcpts] = xstrdup(r->path.addr);
+    s->orcpts[s->nrcpts] = r->orcpt[0] ? xstrdup(r->orcpt) : NULL;
+    s->rcpt_company[s->nrcpts] = xstrdup(company);
+    s->nrcpts++;
+    reply(s, "250 2.1.5 Ok");
 }
 
 static void cmd_rcpt(struct smtp_session *s, const struct smtp_cmd *c)
@@ -486,6 +535,16 @@ static void cmd_rcpt(struct smtp_session *s, const struct smtp_cmd *c)
     }
     if (s->nrcpts >= s->cfg->recipient_limit) {
         reply(s, "452 4.5.3 Too many recipients");
+        return;
+    }
+    if (s->outbound) {
+        /* a registered sending server relays for its tenant to anyone with a
+         * domain (no address literals: delivery goes by MX) */
+        if (!r.path.domain[0] || r.path.domain_literal) {
+            rcpt_reject(s, "550 5.1.3 Recipient address must have a domain name");
+            return;
+        }
+        rcpt_add(s, &r, s->out_company);
         return;
     }
     const struct domain_entry *d = NULL;
@@ -514,20 +573,7 @@ static void cmd_rcpt(struct smtp_session *s, const struct smtp_cmd *c)
         track_rcpt_refusal(s, r.path.addr, d->company_id, "Blocked sender (recipient's policy)");
         return;
     }
-    for (size_t i = 0; i < s->nrcpts; i++) {
-        if (strcasecmp(s->rcpts[i], r.path.addr) == 0) {
-            reply(s, "250 2.1.5 Ok");
-            return;
-        }
-    }
-    s->rcpts = xrealloc(s->rcpts, (s->nrcpts + 1) * sizeof *s->rcpts);
-    s->orcpts = xrealloc(s->orcpts, (s->nrcpts + 1) * sizeof *s->orcpts);
-    s->rcpt_company = xrealloc(s->rcpt_company, (s->nrcpts + 1) * sizeof *s->rcpt_company);
-    s->rcpts[s->nrcpts] = xstrdup(r.path.addr);
-    s->orcpts[s->nrcpts] = r.orcpt[0] ? xstrdup(r.orcpt) : NULL;
-    s->rcpt_company[s->nrcpts] = xstrdup(d->company_id);
-    s->nrcpts++;
-    reply(s, "250 2.1.5 Ok");
+    rcpt_add(s, &r, d->company_id);
 }
 
 /* rfc5322_date - "Sat, 28 Nov 2026 04:30:00 +0000" */
@@ -742,7 +788,7 @@ static void commit_done(void *arg, bool ok)
         memset(&m, 0, sizeof m);
         m.qid = env->qid;
         m.time = env->arrival;
-        m.direction = "inbound";
+        m.direction = s->outbound ? "outbound" : "inbound";
         m.client_ip = s->ip;
         m.helo = s->helo;
         m.tls = s->tls ? s->tls_desc : NULL;
@@ -855,6 +901,7 @@ static void message_end(struct smtp_session *s)
         core_strlcpy(req.mail_from, s->mail.path.addr, sizeof req.mail_from);
     core_strlcpy(req.client_ip, s->ip, sizeof req.client_ip);
     req.nrcpt = (uint32_t)s->nrcpts;
+    req.direction = s->outbound ? 1 : 0;
     /* every recipient with its tenant, for the policy stage */
     struct buf rl;
     buf_init(&rl, SCAN_RCPTS_MAX);

@@ -135,7 +135,7 @@ struct domain_entry {
     char **recipients;   /* sorted lower-case addresses; NULL = no recipient list */
     size_t nrecipients;
     bool outbound_enabled;
-    char **sending_servers; /* CIDRs / IPs allowed to relay out */
+    char **sending_servers; /* CIDRs / IPs allowed to relay out (providers expanded) */
     size_t nsending_servers;
     char *verification_token; /* value of the moat-verification= TXT record */
 };
@@ -153,6 +153,10 @@ const struct domain_entry *domain_map_find(const struct domain_map *m, const cha
 /* domain_entry_has_recipient - true when the domain has no recipient list or
  * addr (case-insensitive) is on it */
 bool domain_entry_has_recipient(const struct domain_entry *d, const char *addr);
+/* domain_entry_sends_from - outbound protection: d is verified, has outbound
+ * enabled, and ip (text) is one of its sending servers (IPs/CIDRs, provider
+ * names expanded from data/lists/sending-providers.txt at load) */
+bool domain_entry_sends_from(const struct domain_entry *d, const char *ip);
 
 /* ---------------------------------------------------------------- writing style */
 #define STORE_STYLE_MAX (64 * 1024)   /* bytes per profile */

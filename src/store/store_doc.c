@@ -450,6 +450,21 @@ static const char *norm_domain_fqdn(const char *in, char *out, size_t outsz)
     return store_syntax_domain(in, true, out, outsz);
 }
 
+/* norm_sending_server - an outbound sending server: an IP address or CIDR,
+ * or a provider of data/lists/sending-providers.txt ("microsoft365",
+ * "google_workspace": their published ranges) */
+static const char *norm_sending_server(const char *in, char *out, size_t outsz)
+{
+    static const char *const providers[] = {"microsoft365", "google_workspace", NULL};
+    for (size_t i = 0; providers[i]; i++)
+        if (strcasecmp(in, providers[i]) == 0) {
+            core_strlcpy(out, providers[i], outsz);
+            return NULL;
+        }
+    /* the CIDR's own reason; the label names the provider names */
+    return store_syntax_cidr(in, out, outsz);
+}
+
 static const char *norm_sender_entry(const char *in, char *out, size_t outsz)
 {
     if (strchr(in, '@'))
@@ -712,7 +727,7 @@ static int v_domain(struct vctx *v, json_t *x, json_t *out)
         bool en;
         json_t *ss;
         if (v_keys(v, ob, okeys) < 0 || v_bool(v, ob, "enabled", false, oo, &en) < 0 ||
-            v_strings(v, ob, "sending_servers", 0, STORE_MAX_SENDING, store_syntax_cidr, "IP address or CIDR",
+            v_strings(v, ob, "sending_servers", 0, STORE_MAX_SENDING, norm_sending_server, "IP address or CIDR",
                       oo, &ss) < 0)
             return -1;
         if (en && json_array_size(ss) == 0)

@@ -7,16 +7,23 @@
  *   domain_map_ref / _unref    share it between threads (atomic count)
  *   domain_map_find            exact, case-insensitive lookup (O(log n))
  *   domain_entry_has_recipient recipient list check (O(log n))
+ *   domain_entry_sends_from    outbound: is an IP one of the domain's sending servers
  *
  * Names are stored lower-case ASCII (store_doc.c normalises them), so lookups
  * lower-case the key and compare bytes. A trailing dot is not stripped: the
  * caller decides what "example.com." means. Several tenants may have added
  * the same name; the entries are sorted verified-first so the verified claim
  * wins.
+ *
+ * Sending servers named by provider ("microsoft365", "google_workspace")
+ * are expanded at load into the ranges of data/lists/sending-providers.txt
+ * ($MOAT_LISTS_DIR overrides the directory; at most STORE_PROVIDER_MAX
+ * ranges), so the SMTP side only matches CIDRs.
  */
 #include "store/store_int.h"
 
 #include <ctype.h>
+#include <errno.h>
 #include <stdatomic.h>
 
 struct domain_map {
@@ -97,6 +104,88 @@ static int load_servers(struct store *st, struct domain_entry *d, int64_t id)
     return rc == SQLITE_DONE ? 0 : -1;
 }
 
+#define STORE_PROVIDER_MAX 4096
+
+struct provider_range {
+    char provider[32];
+    char cidr[64];
+};
+
+/* providers_load - the ranges of data/lists/sending-providers.txt (*n may be
+ * 0: a missing file is logged once per load, provider names then match nothing) */
+static struct provider_range *providers_load(size_t *n)
+{
+    char path[1100];
+    const char *d = getenv("MOAT_LISTS_DIR");
+    if (d && *d)
+        snprintf(path, sizeof path, "%s/sending-providers.txt", d);
+    else
+        snprintf(path, sizeof path, "%s/lists/sending-providers.txt", MOAT_DATADIR);
+    *n = 0;
+    FILE *f = fopen(path, "re");
+    if (!f) {
+        log_warn("store sending providers not loaded path=%s errno=%d", path, errno);
+        return NULL;
+    }
+    struct provider_range *r = NULL;
+    size_t cap = 0;
+    char line[256];
+    while (fgets(line, sizeof line, f) && *n < STORE_PROVIDER_MAX) {
+        char *hash = strchr(line, '#');
+        if (hash)
+            *hash = '\0';
+        char prov[32], cidr[64];
+        if (sscanf(line, "%31s %63s", prov, cidr) != 2)
+            continue;
+        if (*n == cap) {
+            cap = cap ? cap * 2 : 64;
+            r = xrealloc(r, cap * sizeof *r);
+        }
+        core_strlcpy(r[*n].provider, prov, sizeof r[*n].provider);
+        core_strlcpy(r[*n].cidr, cidr, sizeof r[*n].cidr);
+        (*n)++;
+    }
+    fclose(f);
+    return r;
+}
+
+/* expand_providers - replace provider names in d's sending servers by their ranges */
+static void expand_providers(struct domain_entry *d, const struct provider_range *pr, size_t npr)
+{
+    size_t n = 0, cap = d->nsending_servers;
+    char **out = xcalloc(cap ? cap : 1, sizeof *out);
+    for (size_t i = 0; i < d->nsending_servers; i++) {
+        char *e = d->sending_servers[i];
+        if (!e || strchr(e, '.') || strchr(e, ':')) {
+            if (n == cap)
+                out = xrealloc(out, (cap = cap * 2 + 8) * sizeof *out);
+            out[n++] = e;
+            continue;
+        }
+        for (size_t k = 0; k < npr; k++) {
+            if (strcmp(pr[k].provider, e) != 0)
+                continue;
+            if (n == cap)
+                out = xrealloc(out, (cap = cap * 2 + 8) * sizeof *out);
+            out[n++] = xstrdup(pr[k].cidr);
+        }
+        free(e);
+    }
+    free(d->sending_servers);
+    d->sending_servers = out;
+    d->nsending_servers = n;
+}
+
+bool domain_entry_sends_from(const struct domain_entry *d, const char *ip)
+{
+    if (!d || !d->verified || !d->outbound_enabled || !ip)
+        return false;
+    for (size_t i = 0; i < d->nsending_servers; i++)
+        if (core_cidr_match(d->sending_servers[i], ip))
+            return true;
+    return false;
+}
+
 struct domain_map *store_domain_map_load(struct store *st)
 {
     struct domain_map *m = xcalloc(1, sizeof *m);
@@ -135,11 +224,27 @@ struct domain_map *store_domain_map_load(struct store *st)
     sqlite3_reset(s);
     if (rc != SQLITE_DONE)
         goto fail;
+    struct provider_range *pr = NULL;
+    size_t npr = 0;
+    bool providers_read = false;
     for (size_t i = 0; i < m->n; i++) {
         struct domain_entry *d = &m->entries[i];
         if (load_servers(st, d, ids[i]) < 0 ||
-            load_strings(st, SQL_MAP_SENDING, ids[i], &d->sending_servers, &d->nsending_servers) < 0)
+            load_strings(st, SQL_MAP_SENDING, ids[i], &d->sending_servers, &d->nsending_servers) < 0) {
+            free(pr);
             goto fail;
+        }
+        bool named = false;
+        for (size_t k = 0; k < d->nsending_servers && !named; k++)
+            named = d->sending_servers[k] && !strchr(d->sending_servers[k], '.') &&
+                    !strchr(d->sending_servers[k], ':');
+        if (named) {
+            if (!providers_read) {
+                pr = providers_load(&npr);
+                providers_read = true;
+            }
+            expand_providers(d, pr, npr);
+        }
         if (d->recipients) {
             char **r = NULL;
             size_t nr = 0;
@@ -147,6 +252,7 @@ struct domain_map *store_domain_map_load(struct store *st)
                 for (size_t k = 0; k < nr; k++)
                     free(r[k]);
                 free(r);
+                free(pr);
                 goto fail;
             }
             free(d->recipients);
@@ -154,6 +260,7 @@ struct domain_map *store_domain_map_load(struct store *st)
             d->nrecipients = nr;
         }
     }
+    free(pr);
     store_rollback(st);
     free(ids);
     return m;

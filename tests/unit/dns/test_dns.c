@@ -128,7 +128,7 @@ static void test_cidr(void **state)
         {"::/0", "::1", true},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
-        if (dns_cidr_match(cases[i].cidr, cases[i].ip) != cases[i].match)
+        if (core_cidr_match(cases[i].cidr, cases[i].ip) != cases[i].match)
             fail_msg("%s vs %s: expected %d", cases[i].cidr, cases[i].ip, cases[i].match);
 }
 

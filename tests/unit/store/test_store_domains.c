@@ -134,6 +134,44 @@ static void test_snapshot_refcount(void **state)
     domain_map_unref(m);
 }
 
+/* Outbound sending servers: CIDRs and provider names (expanded from
+ * data/lists/sending-providers.txt); only a verified, enabled domain sends. */
+static void test_sending_servers(void **state)
+{
+    struct tenv *e = *state;
+    char err[1024];
+    const char *doc = "{\"tenants\": [{\"company_id\": \"out\", \"domains\": ["
+                      "{\"name\": \"out.test\", \"verified\": true, \"inbound_servers\": [{\"host\": \"127.0.0.1\"}],"
+                      " \"outbound\": {\"enabled\": true, \"sending_servers\": [\"192.0.2.0/28\", \"Microsoft365\"]}},"
+                      "{\"name\": \"off.test\", \"verified\": true, \"inbound_servers\": [{\"host\": \"127.0.0.1\"}],"
+                      " \"outbound\": {\"enabled\": false, \"sending_servers\": [\"192.0.2.0/28\"]}},"
+                      "{\"name\": \"pending.test\", \"inbound_servers\": [{\"host\": \"127.0.0.1\"}],"
+                      " \"outbound\": {\"enabled\": true, \"sending_servers\": [\"google_workspace\"]}}]}]}";
+    assert_int_equal(store_import_json(e->st, doc, strlen(doc), true, err, sizeof err), 0);
+    struct domain_map *m = store_domain_map_load(e->st);
+    const struct domain_entry *d = domain_map_find(m, "out.test");
+    assert_true(d->nsending_servers > 2);
+    assert_true(domain_entry_sends_from(d, "192.0.2.15"));
+    assert_false(domain_entry_sends_from(d, "192.0.2.16"));
+    assert_true(domain_entry_sends_from(d, "40.107.22.1"));     /* Microsoft 365 */
+    assert_true(domain_entry_sends_from(d, "2a01:111:f400::5"));
+    assert_false(domain_entry_sends_from(d, "209.85.128.1"));   /* Google: not listed */
+    assert_false(domain_entry_sends_from(d, "not an ip"));
+    assert_false(domain_entry_sends_from(domain_map_find(m, "off.test"), "192.0.2.1"));
+    assert_false(domain_entry_sends_from(domain_map_find(m, "pending.test"), "209.85.128.1"));
+    assert_false(domain_entry_sends_from(NULL, "192.0.2.1"));
+    domain_map_unref(m);
+    /* the export keeps the provider name */
+    char *x = store_export_json(e->st, "out", err, sizeof err);
+    assert_non_null(strstr(x, "\"microsoft365\""));
+    free(x);
+    const char *bad = "{\"tenants\": [{\"company_id\": \"out\", \"domains\": ["
+                      "{\"name\": \"out.test\", \"inbound_servers\": [{\"host\": \"127.0.0.1\"}],"
+                      " \"outbound\": {\"enabled\": true, \"sending_servers\": [\"yahoo\"]}}]}]}";
+    assert_int_equal(store_import_json(e->st, bad, strlen(bad), false, err, sizeof err), 1);
+    assert_non_null(strstr(err, "\"yahoo\" is not a valid IP address or CIDR"));
+}
+
 int main(void)
 {
     log_init("test", false, LOG_LVL_ERROR);
@@ -141,6 +179,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_lookup, tenv_setup, tenv_teardown),
         cmocka_unit_test_setup_teardown(test_recipients, tenv_setup, tenv_teardown),
         cmocka_unit_test_setup_teardown(test_snapshot_refcount, tenv_setup, tenv_teardown),
+        cmocka_unit_test_setup_teardown(test_sending_servers, tenv_setup, tenv_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
