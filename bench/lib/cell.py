@@ -1,23 +1,31 @@
 #!/usr/bin/python3
 """Measure one benchmark cell (scenario x size x concurrency) with smtp-source.
 
-Sends with `smtp-source -s CONC -m COUNT -l SIZE` (one message per SMTP session, no -d)
-to 127.0.0.1:PORT, samples the memory/CPU of the server under test (--roots) while it
+Sends with `smtp-source -s CONC -m COUNT -l SIZE` (or `-F FILE` with --file; one message
+per SMTP session, no -d) to 127.0.0.1:PORT, samples the memory/CPU of the server under test (--roots) while it
 runs, then waits until smtp-sink has counted every accepted message (end-to-end time).
 
 Without --count the cell is calibrated first: warm-up runs (not recorded) grow until one
 takes >= 0.7 s, and the measured runs then use rate x --duration messages. With --count
 a small fixed warm-up runs first. Appends one CSV row per measured run to --csv and prints
 a one-line summary per run.
+
+With --probe-interval S, a latency probe runs beside smtp-source during each measured run
+(smtp-source reports no per-message times): every S seconds it sends one more message of
+the same content in its own SMTP session (connect, EHLO, MAIL, RCPT, DATA, QUIT) and times
+the session; the CSV gets the p50/p99 of those times under the load. Probe messages are
+delivered too and counted in the sink target, not in the cell's messages.
 """
 import argparse
 import csv
 import os
 import shutil
 import signal
+import smtplib
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -27,7 +35,8 @@ import sampler  # noqa: E402
 FIELDS = ["timestamp", "scenario", "server", "size_bytes", "conc", "run", "sent", "accepted",
           "delivered", "accept_s", "e2e_s", "accept_mps", "e2e_mps", "mean_session_ms",
           "server_cpu_s", "server_cpu_ms_per_msg", "peak_rss_mib", "peak_pss_mib", "max_procs",
-          "sys_busy_cores", "src_rc", "src_errors", "ok", "note"]
+          "sys_busy_cores", "src_rc", "src_errors", "ok", "note", "content", "lat_p50_ms", "lat_p99_ms",
+          "probe_n"]
 
 SMTP_SOURCE = shutil.which("smtp-source") or "/usr/sbin/smtp-source"
 
@@ -61,6 +70,58 @@ def wait_sink(sink_out, target, stall_s, hard_s):
         time.sleep(0.02)
 
 
+class Probe(threading.Thread):
+    """One timed SMTP session every `interval` seconds until stopped."""
+    def __init__(self, a, interval):
+        super().__init__(daemon=True)
+        self.a, self.interval = a, interval
+        with open(a.file, encoding="ascii", errors="replace") if a.file else _synthetic(a.size) as f:
+            self.msg = f.read()
+        self.lat, self.ok, self.failed = [], 0, 0
+        self._stop_ev = threading.Event()
+
+    def run(self):
+        nxt = time.monotonic()
+        while not self._stop_ev.is_set():
+            t = time.monotonic()
+            try:
+                with smtplib.SMTP("127.0.0.1", self.a.port, local_hostname="probe.localhost", timeout=60) as c:
+                    c.sendmail(self.a.sender, [self.a.rcpt], self.msg)
+                self.lat.append((time.monotonic() - t) * 1000.0)
+                self.ok += 1
+            except (OSError, smtplib.SMTPException):
+                self.failed += 1
+            nxt += self.interval
+            self._stop_ev.wait(max(0.0, nxt - time.monotonic()))
+
+    def stop(self):
+        self._stop_ev.set()
+        self.join()
+
+
+class _synthetic:
+    """a message like smtp-source -l SIZE makes (headers + filler lines), for the probe"""
+    def __init__(self, size):
+        self.size = size
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *_):
+        return False
+
+    def read(self):
+        body = ("X" * 78 + "\n") * (self.size // 79 + 1)
+        return "From: <probe@sender.test>\nTo: <user@bench.test>\nSubject: probe\n\n" + body[:self.size]
+
+
+def pct(v, q):
+    if not v:
+        return None
+    v = sorted(v)
+    return v[min(len(v) - 1, int(round(q / 100.0 * (len(v) - 1))))]
+
+
 def send(a, count, tmp, roots=None):
     """One smtp-source run. -> dict with the raw figures."""
     before = benchutil.sink_count(a.sink_out)
@@ -68,13 +129,17 @@ def send(a, count, tmp, roots=None):
     if smp:
         smp.start()
         time.sleep(0.2)
+    probe = Probe(a, a.probe_interval) if roots and a.probe_interval > 0 else None
     out, err = os.path.join(tmp, "src.out"), os.path.join(tmp, "src.err")
-    cmd = [SMTP_SOURCE, "-c", "-s", str(a.conc), "-m", str(count), "-l", str(a.size),
+    content = ["-F", a.file] if a.file else ["-l", str(a.size)]
+    cmd = [SMTP_SOURCE, "-c", "-s", str(a.conc), "-m", str(count), *content,
            "-f", a.sender, "-t", a.rcpt, f"127.0.0.1:{a.port}"]
     rc, note = 0, ""
     with open(out, "wb") as fo, open(err, "wb") as fe:
         t0 = time.monotonic()
         p = subprocess.Popen(cmd, stdout=fo, stderr=fe, stdin=subprocess.DEVNULL)
+        if probe:
+            probe.start()
         try:
             rc = p.wait(timeout=a.run_timeout)
         except subprocess.TimeoutExpired:
@@ -84,12 +149,16 @@ def send(a, count, tmp, roots=None):
             if p.poll() is None:  # timeout, or we are being stopped: our own smtp-source, by its handle
                 p.kill()
                 p.wait()
+            if probe:
+                probe.stop()
         t1 = time.monotonic()
     accepted = count if rc == 0 else last_counter(out)
     errs = [ln for ln in open(err, errors="replace").read().splitlines() if ln.strip()]
     if errs and not note:
         note = errs[0][:160]
-    t2, after = wait_sink(a.sink_out, before + accepted, a.stall, a.drain_timeout)
+    extra = probe.ok if probe else 0
+    t2, after = wait_sink(a.sink_out, before + accepted + extra, a.stall, a.drain_timeout)
+    after -= extra
     if t2 is None:
         note = (note + "; " if note else "") + (
             f"only {after - before}/{accepted} delivered to smtp-sink (gave up after "
@@ -97,6 +166,10 @@ def send(a, count, tmp, roots=None):
     res = {"sent": count, "accepted": accepted, "delivered": after - before,
            "accept_s": t1 - t0, "e2e_s": (t2 - t0) if t2 else None, "src_rc": rc,
            "src_errors": len(errs), "note": note}
+    if probe:
+        res["lat"] = probe.lat
+        if probe.failed:
+            res["note"] = (res["note"] + "; " if res["note"] else "") + f"{probe.failed} probe session(s) failed"
     if smp:
         res["mon"] = smp.stop()
     if roots and not all(sampler.alive(r) for r in roots):
@@ -130,6 +203,10 @@ def main():
     ap.add_argument("--server", required=True)
     ap.add_argument("--port", type=int, required=True)
     ap.add_argument("--size", type=int, required=True)
+    ap.add_argument("--file", default="", help="send this message file (smtp-source -F) instead of -l SIZE")
+    ap.add_argument("--content", default="", help="label for the CSV's content column")
+    ap.add_argument("--probe-interval", type=float, default=0.0,
+                    help="latency probe: one timed SMTP session every this many seconds (0: off)")
     ap.add_argument("--conc", type=int, required=True)
     ap.add_argument("--count", type=int, default=0, help="messages per run (0: calibrate to --duration)")
     ap.add_argument("--duration", type=float, default=10.0)
@@ -210,14 +287,18 @@ def main():
                     "peak_rss_mib": mon["peak_rss_mib"], "peak_pss_mib": mon["peak_pss_mib"],
                     "max_procs": mon["max_procs"], "sys_busy_cores": mon["sys_busy_cores"],
                     "src_rc": r["src_rc"], "src_errors": r["src_errors"], "ok": "yes" if ok else "NO",
-                    "note": r["note"],
+                    "note": r["note"], "content": a.content or ("file" if a.file else "synthetic"),
+                    "lat_p50_ms": fmt(pct(r.get("lat"), 50), 2), "lat_p99_ms": fmt(pct(r.get("lat"), 99), 2),
+                    "probe_n": len(r["lat"]) if "lat" in r else "",
                 }
                 w.writerow(row)
                 f.flush()
                 print(f"  {label} run {ri}: {acc}/{count} accepted in {row['accept_s']}s = {row['accept_mps']} msg/s, "
                       f"delivered {r['delivered']} (e2e {row['e2e_mps'] or '-'} msg/s), "
                       f"peak RSS {mon['peak_rss_mib']} MiB (PSS {mon['peak_pss_mib']}), {mon['max_procs']} procs, "
-                      f"cpu {row['server_cpu_ms_per_msg'] or '-'} ms/msg" + ("" if ok else f"  [PROBLEM: {r['note'] or 'not all delivered'}]"),
+                      f"cpu {row['server_cpu_ms_per_msg'] or '-'} ms/msg"
+                      + (f", probe p50 {row['lat_p50_ms']} / p99 {row['lat_p99_ms']} ms (n={row['probe_n']})"
+                         if row["probe_n"] != "" else "") + ("" if ok else f"  [PROBLEM: {r['note'] or 'not all delivered'}]"),
                       flush=True)
                 if r.get("server_died"):
                     sys.exit(3)
