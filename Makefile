@@ -2,12 +2,14 @@
 #   make        build into build/ (build/moatd, build/moatctl)
 #   make run    install deps, build, create ./var with a demo tenant, run moatd
 #   make test   install deps, sanitizer build, unit + integration tests
-#   make bench  throughput benchmark (Moat vs Postfix vs smtp-sink)
+#   make bench  throughput benchmarks: Moat vs Postfix vs smtp-sink (bench/run-bench), then
+#               end to end, Moat + 20 rules vs Postfix + rspamd + clamd (bench/run-e2e-bench)
 #   make fuzz   build the libFuzzer targets and run each briefly
 PY      := /usr/bin/python3
 BUILD   := build
 TBUILD  := build-test
 FBUILD  := build-fuzz
+RBUILD  := build-release
 FUZZ_SECONDS ?= 20
 
 .PHONY: all run test unit integration bench fuzz clean deps format
@@ -38,8 +40,13 @@ unit:
 integration:
 	MOAT_BUILD=$(CURDIR)/$(TBUILD) $(PY) -m pytest -q -p no:cacheprovider tests/integration
 
-bench: deps all
+$(RBUILD)/build.ninja:
+	meson setup $(RBUILD) --buildtype=release
+
+bench: deps all $(RBUILD)/build.ninja
+	ninja -C $(RBUILD) moatd moatctl
 	bench/run-bench
+	MOATD=$(RBUILD)/moatd MOATCTL=$(RBUILD)/moatctl bench/run-e2e-bench
 
 $(FBUILD)/build.ninja:
 	CC=clang meson setup $(FBUILD) --buildtype=debug -Dfuzz=true \
@@ -53,4 +60,4 @@ format:
 	clang-format -i src/*/*.c src/*/*.h tests/unit/*/*.c tests/fuzz/*.c
 
 clean:
-	rm -rf $(BUILD) $(TBUILD) $(FBUILD)
+	rm -rf $(BUILD) $(TBUILD) $(FBUILD) $(RBUILD)

@@ -14,7 +14,8 @@ With --probe-interval S, a latency probe runs beside smtp-source during each mea
 (smtp-source reports no per-message times): every S seconds it sends one more message of
 the same content in its own SMTP session (connect, EHLO, MAIL, RCPT, DATA, QUIT) and times
 the session; the CSV gets the p50/p99 of those times under the load. Probe messages are
-delivered too and counted in the sink target, not in the cell's messages.
+delivered too: they count in the sink target, in the msg/s figures and in CPU per message
+(they are part of the server's work), not in the "sent" column.
 """
 import argparse
 import csv
@@ -36,7 +37,7 @@ FIELDS = ["timestamp", "scenario", "server", "size_bytes", "conc", "run", "sent"
           "delivered", "accept_s", "e2e_s", "accept_mps", "e2e_mps", "mean_session_ms",
           "server_cpu_s", "server_cpu_ms_per_msg", "peak_rss_mib", "peak_pss_mib", "max_procs",
           "sys_busy_cores", "src_rc", "src_errors", "ok", "note", "content", "lat_p50_ms", "lat_p99_ms",
-          "probe_n"]
+          "probe_n", "cpu_ms_per_msg_by_group"]
 
 SMTP_SOURCE = shutil.which("smtp-source") or "/usr/sbin/smtp-source"
 
@@ -126,6 +127,12 @@ def send(a, count, tmp, roots=None):
     """One smtp-source run. -> dict with the raw figures."""
     before = benchutil.sink_count(a.sink_out)
     smp = sampler.Sampler(roots, interval=a.interval) if roots else None
+    groups = {}
+    if roots and a.groups:
+        tab = sampler.proc_table()
+        for g in a.groups.split(","):
+            name, pid = g.split("=")
+            groups[name] = [int(pid), sampler.cpu_ticks([int(pid)], tab)]
     if smp:
         smp.start()
         time.sleep(0.2)
@@ -163,7 +170,7 @@ def send(a, count, tmp, roots=None):
         note = (note + "; " if note else "") + (
             f"only {after - before}/{accepted} delivered to smtp-sink (gave up after "
             f"{a.stall:.0f}s without progress or {a.drain_timeout:.0f}s in total)")
-    res = {"sent": count, "accepted": accepted, "delivered": after - before,
+    res = {"sent": count, "accepted": accepted, "delivered": after - before, "probe_ok": extra,
            "accept_s": t1 - t0, "e2e_s": (t2 - t0) if t2 else None, "src_rc": rc,
            "src_errors": len(errs), "note": note}
     if probe:
@@ -172,6 +179,9 @@ def send(a, count, tmp, roots=None):
             res["note"] = (res["note"] + "; " if res["note"] else "") + f"{probe.failed} probe session(s) failed"
     if smp:
         res["mon"] = smp.stop()
+    if groups:
+        tab = sampler.proc_table()
+        res["groups"] = {n: (sampler.cpu_ticks([v[0]], tab) - v[1]) / sampler.TCK for n, v in groups.items()}
     if roots and not all(sampler.alive(r) for r in roots):
         res["note"] = (res["note"] + "; " if res["note"] else "") + "server process exited"
         res["server_died"] = True
@@ -212,6 +222,7 @@ def main():
     ap.add_argument("--duration", type=float, default=10.0)
     ap.add_argument("--runs", type=int, default=1)
     ap.add_argument("--roots", required=True, help="comma-separated root PIDs of the server under test")
+    ap.add_argument("--groups", default="", help="NAME=PID,...: also the CPU of each of these process trees")
     ap.add_argument("--sink-out", required=True)
     ap.add_argument("--csv", required=True)
     ap.add_argument("--sender", default="bench@sender.test")
@@ -279,17 +290,20 @@ def main():
                     "server": a.server, "size_bytes": a.size, "conc": a.conc, "run": ri,
                     "sent": count, "accepted": acc, "delivered": r["delivered"],
                     "accept_s": fmt(r["accept_s"], 3), "e2e_s": fmt(r["e2e_s"], 3),
-                    "accept_mps": fmt(acc / r["accept_s"] if acc else 0.0),
-                    "e2e_mps": fmt(acc / r["e2e_s"] if r["e2e_s"] else None),
+                    # probe messages are part of the server's work: counted in the rates and per-message CPU
+                    "accept_mps": fmt((acc + r["probe_ok"]) / r["accept_s"] if acc else 0.0),
+                    "e2e_mps": fmt((acc + r["probe_ok"]) / r["e2e_s"] if r["e2e_s"] else None),
                     "mean_session_ms": fmt(a.conc * r["accept_s"] / acc * 1000 if acc else None, 2),
                     "server_cpu_s": fmt(mon["cpu_s"], 2),
-                    "server_cpu_ms_per_msg": fmt(mon["cpu_s"] / acc * 1000 if acc else None, 3),
+                    "server_cpu_ms_per_msg": fmt(mon["cpu_s"] / (acc + r["probe_ok"]) * 1000 if acc else None, 3),
                     "peak_rss_mib": mon["peak_rss_mib"], "peak_pss_mib": mon["peak_pss_mib"],
                     "max_procs": mon["max_procs"], "sys_busy_cores": mon["sys_busy_cores"],
                     "src_rc": r["src_rc"], "src_errors": r["src_errors"], "ok": "yes" if ok else "NO",
                     "note": r["note"], "content": a.content or ("file" if a.file else "synthetic"),
                     "lat_p50_ms": fmt(pct(r.get("lat"), 50), 2), "lat_p99_ms": fmt(pct(r.get("lat"), 99), 2),
                     "probe_n": len(r["lat"]) if "lat" in r else "",
+                    "cpu_ms_per_msg_by_group": " ".join(f"{n}={v / (acc + r['probe_ok']) * 1000:.2f}"
+                                                        for n, v in r.get("groups", {}).items()) if acc else "",
                 }
                 w.writerow(row)
                 f.flush()
