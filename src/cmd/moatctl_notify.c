@@ -54,12 +54,15 @@ struct nopts {
     size_t nto;
     struct notify_vars vars;
     char *owned[4]; /* tenant name / admin address from the store */
+    struct notify_template *own; /* the tenant's own templates */
+    size_t nown;
 };
 
 static void nopts_free(struct nopts *o)
 {
     for (size_t i = 0; i < sizeof o->owned / sizeof o->owned[0]; i++)
         free(o->owned[i]);
+    notify_templates_free(o->own, o->nown);
 }
 
 /* parse - options after TEMPLATE; optind of TEMPLATE's position, or -1 */
@@ -146,6 +149,7 @@ static int tenant_info(struct moatctl *ctx, struct nopts *o)
     json_t *t = json_array_get(json_object_get(d, "tenants"), 0);
     const char *name = json_string_value(json_object_get(t, "name"));
     const char *admin = json_string_value(json_object_get(t, "admin_email"));
+    o->nown = notify_templates_from_json(json_object_get(t, "notification_templates"), &o->own);
     if (name)
         o->owned[0] = xstrdup(name);
     if (admin)
@@ -182,7 +186,7 @@ static int render(struct moatctl *ctx, const char *cmd, const char *name, struct
 {
     char err[512];
     struct notify_template t;
-    if (notify_template_load(name, o->lang, NULL, 0, NULL, &t, err, sizeof err) < 0)
+    if (notify_template_load(name, o->lang, o->own, o->nown, NULL, &t, err, sizeof err) < 0)
         return moatctl_error(MOATCTL_USER, "%s: %s", cmd, err);
     if (o->text && !env) {
         char subject[NOTIFY_SUBJECT_MAX + 1];

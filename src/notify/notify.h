@@ -109,6 +109,15 @@ const char *notify_template_dir(void);
  * unreadable or malformed file). */
 int notify_template_load(const char *name, const char *lang, const struct notify_template *tenant, size_t ntenant,
                          const char *dir, struct notify_template *out, char *err, size_t errsz);
+/* notify_templates_from_json - the tenant document's
+ * "notification_templates" ([{name, lang, subject, body}], borrowed) as an
+ * owned array for notify_template_load; returns the count. Free with
+ * notify_templates_free. (A tenant template found only in the other
+ * language than asked is used rather than none.) */
+struct json_t;
+size_t notify_templates_from_json(const struct json_t *arr, struct notify_template **out);
+void notify_templates_free(struct notify_template *t, size_t n);
+
 /* notify_template_parse - "Subject: ...\n\nbody" (leading '#' lines are
  * comments) into out; 0 or -1 with err */
 int notify_template_parse(const char *text, size_t len, struct notify_template *out, char *err, size_t errsz);

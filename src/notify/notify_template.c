@@ -33,6 +33,8 @@
 #include <sys/stat.h>
 
 #include "notify/notify.h"
+
+#include <jansson.h>
 #include "notify/notify_int.h"
 
 #ifndef MOAT_DATADIR
@@ -165,6 +167,17 @@ int notify_template_load(const char *name, const char *lang, const struct notify
         }
     }
     const struct notify_default *d = find_default(name);
+    for (size_t i = 0; !d && i < ntenant; i++) {
+        /* the tenant's own template exists only in the other language: use it */
+        const struct notify_template *t = &tenant[i];
+        if (t->name && t->lang && t->subject && t->body && strcasecmp(t->name, name) == 0) {
+            out->name = xstrdup(t->name);
+            out->lang = xstrdup(t->lang);
+            out->subject = xstrdup(t->subject);
+            out->body = xstrdup(t->body);
+            return 0;
+        }
+    }
     if (!d) {
         char safe[128];
         snprintf(err, errsz, "no template named \"%s\"", log_escape(name, strlen(name), safe, sizeof safe));
@@ -529,4 +542,32 @@ bool notify_is_generated(const char *msg, size_t len)
         return !(strncasecmp(p, "no", 2) == 0 && (p[2] == '\0' || p[2] == ' ' || p[2] == ';' || p[2] == '('));
     }
     return false;
+}
+
+size_t notify_templates_from_json(const json_t *arr, struct notify_template **out)
+{
+    size_t n = json_array_size(arr), k = 0;
+    *out = n ? xcalloc(n, sizeof **out) : NULL;
+    for (size_t i = 0; i < n; i++) {
+        const json_t *t = json_array_get(arr, i);
+        const char *name = json_string_value(json_object_get(t, "name"));
+        const char *lang = json_string_value(json_object_get(t, "lang"));
+        const char *subject = json_string_value(json_object_get(t, "subject"));
+        const char *body = json_string_value(json_object_get(t, "body"));
+        if (!name || !lang || !subject || !body)
+            continue;
+        (*out)[k].name = xstrdup(name);
+        (*out)[k].lang = xstrdup(lang);
+        (*out)[k].subject = xstrdup(subject);
+        (*out)[k].body = xstrdup(body);
+        k++;
+    }
+    return k;
+}
+
+void notify_templates_free(struct notify_template *t, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        notify_template_free(&t[i]);
+    free(t);
 }

@@ -169,15 +169,38 @@ static void track_status(struct queue_plan_ctx *c, const char *qid, const char *
         tracker_recipient(c->tracker, &t);
 }
 
+static struct store *store_get(struct queue_plan_ctx *c)
+{
+    char err[600];
+    if (!c->st && store_open(c->cfg, &c->st, err, sizeof err) < 0) {
+        log_error("queue: store unavailable: %s", err);
+        return NULL;
+    }
+    return c->st;
+}
+
+/* own_templates - the tenant's own notification templates (from the store) */
+static size_t own_templates(struct queue_plan_ctx *c, const char *company, struct notify_template **out)
+{
+    char err[600];
+    *out = NULL;
+    struct store *st = company && company[0] ? store_get(c) : NULL;
+    char *doc = st ? store_export_json(st, company, err, sizeof err) : NULL;
+    json_t *root = doc ? json_loads(doc, 0, NULL) : NULL;
+    free(doc);
+    json_t *t = json_array_get(json_object_get(root, "tenants"), 0);
+    size_t n = notify_templates_from_json(json_object_get(t, "notification_templates"), out);
+    json_decref(root);
+    return n;
+}
+
 static struct quarantine *quarantine_get(struct queue_plan_ctx *c)
 {
     char err[600];
     if (c->q)
         return c->q;
-    if (!c->st && store_open(c->cfg, &c->st, err, sizeof err) < 0) {
-        log_error("queue: quarantine unavailable: %s", err);
+    if (!store_get(c))
         return NULL;
-    }
     c->q = quarantine_open(c->cfg->data_dir, c->st, err, sizeof err);
     if (!c->q)
         log_error("queue: quarantine unavailable: %s", err);
@@ -241,16 +264,18 @@ static void notify_one(struct queue_plan_ctx *c, const struct queue_envelope *en
     const char *to = json_string_value(json_array_get(json_object_get(n, "to"), 0));
     if (!tpl_name || !to)
         return;
-    struct notify_template tpl;
-    if (notify_template_load(tpl_name, lang && strcmp(lang, "ja") == 0 ? "ja" : "en", NULL, 0, NULL, &tpl, err,
-                             sizeof err) < 0) {
+    struct notify_template tpl, *own = NULL;
+    size_t nown = own_templates(c, json_string_value(json_object_get(n, "c")), &own);
+    int loaded = notify_template_load(tpl_name, lang && strcmp(lang, "ja") == 0 ? "ja" : "en", own, nown, NULL,
+                                      &tpl, err, sizeof err);
+    notify_templates_free(own, nown);
+    if (loaded < 0) {
         log_warn("queue: notification for qid=%s not sent: %s", env->qid, err);
         return;
     }
-    struct buf rcpts, names, date, size;
+    struct buf rcpts, names, size;
     buf_init(&rcpts, 8192);
     buf_init(&names, 4096);
-    buf_init(&date, 64);
     buf_init(&size, 32);
     const char *qid_quarantine = NULL;
     size_t k;
@@ -321,7 +346,6 @@ static void notify_one(struct queue_plan_ctx *c, const struct queue_envelope *en
     notify_template_free(&tpl);
     buf_free(&rcpts);
     buf_free(&names);
-    buf_free(&date);
     buf_free(&size);
 }
 

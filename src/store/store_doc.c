@@ -30,6 +30,7 @@
 #include <ctype.h>
 #include <jansson.h>
 
+#include "notify/notify.h"
 #include "policy/policy.h"
 
 #define STORE_LIST_MAX 5000          /* approved / blocked senders (PRODUCT.md §3) */
@@ -42,6 +43,7 @@
 #define STORE_MAX_HIGH_PROFILE 5000
 #define STORE_MAX_URL_LIST 5000      /* web reputation blocked / approved, each */
 #define STORE_MAX_PASSWORDS 100      /* file password analysis: tenant list */
+#define STORE_MAX_TEMPLATES 100      /* the tenant's own notification templates */
 #define STORE_MAX_ITEMS 1000 /* criteria lists, keywords */
 #define STORE_MAX_NOTIFY 32
 
@@ -1180,6 +1182,82 @@ static int v_web_reputation(struct vctx *v, json_t *x, json_t *out)
     return 0;
 }
 
+/* v_template - one of the tenant's own notification templates */
+static int v_template(struct vctx *v, json_t *x, json_t *out)
+{
+    static const char *const keys[] = {"name", "lang", "subject", "body", NULL};
+    static const char *const langs[] = {"ja", "en", NULL};
+    const char *lang = NULL, *subject = NULL, *body = NULL;
+    if (v_keys(v, x, keys) < 0 || v_text(v, x, "name", T_REQUIRED | T_NONEMPTY, 128, NULL, out, NULL) < 0 ||
+        v_text(v, x, "lang", T_REQUIRED | T_NONEMPTY, 2, NULL, out, &lang) < 0 ||
+        v_text(v, x, "subject", T_REQUIRED | T_NONEMPTY, NOTIFY_SUBJECT_MAX, NULL, out, &subject) < 0 ||
+        v_text(v, x, "body", T_REQUIRED | T_NONEMPTY | T_MULTILINE, NOTIFY_TEMPLATE_MAX, NULL, out, &body) < 0)
+        return -1;
+    if (enum_index(langs, lang) < 0)
+        return verr_at(v, "lang", "must be \"ja\" or \"en\"");
+    return 0;
+}
+
+/* template_known - a notify action's template: a shipped default (display
+ * name or file stem) or one of the tenant's own, case-insensitively */
+static bool template_known(const char *name, json_t *own)
+{
+    for (const struct notify_default *d = notify_defaults; d->name; d++)
+        if (strcasecmp(name, d->name) == 0 || strcasecmp(name, d->stem) == 0)
+            return true;
+    for (size_t i = 0; i < json_array_size(own); i++)
+        if (strcasecmp(name, json_string_value(json_object_get(json_array_get(own, i), "name"))) == 0)
+            return true;
+    return false;
+}
+
+/* v_templates - the tenant's templates (unique name + lang), then every
+ * notify action of its policies must name a template that exists */
+static int v_templates(struct vctx *v, json_t *x, json_t *out)
+{
+    if (v_objects(v, x, "notification_templates", STORE_MAX_TEMPLATES, v_template, out) < 0)
+        return -1;
+    json_t *own = json_object_get(out, "notification_templates");
+    for (size_t i = 0; i < json_array_size(own); i++) {
+        json_t *a = json_array_get(own, i);
+        for (size_t j = 0; j < i; j++) {
+            json_t *b = json_array_get(own, j);
+            if (strcasecmp(json_string_value(json_object_get(a, "name")),
+                           json_string_value(json_object_get(b, "name"))) == 0 &&
+                strcmp(json_string_value(json_object_get(a, "lang")),
+                       json_string_value(json_object_get(b, "lang"))) == 0) {
+                size_t m = vpush_key(v, "notification_templates");
+                vpush_index(v, i);
+                verr(v, "duplicate template (same name and lang as notification_templates[%zu])", j);
+                vpop(v, m);
+                return -1;
+            }
+        }
+    }
+    json_t *pols = json_object_get(out, "policies");
+    for (size_t i = 0; i < json_array_size(pols); i++) {
+        json_t *nt = json_object_get(json_object_get(json_array_get(pols, i), "actions"), "notify");
+        for (size_t k = 0; k < json_array_size(nt); k++) {
+            const char *tpl = json_string_value(json_object_get(json_array_get(nt, k), "template"));
+            if (tpl && !template_known(tpl, own)) {
+                char q[200];
+                size_t m = vpush_key(v, "policies");
+                vpush_index(v, i);
+                vpush_key(v, "actions");
+                vpush_key(v, "notify");
+                vpush_index(v, k);
+                verr(v, "template %s is neither a default template (Virus detection, Attachment deleted, "
+                        "Non-delivery report, Message size exceeded, Security settings violation, Rule "
+                        "triggered) nor one of notification_templates",
+                     quoted(tpl, q, sizeof q));
+                vpop(v, m);
+                return -1;
+            }
+        }
+    }
+    return 0;
+}
+
 static int v_tenant(struct vctx *v, json_t *x, json_t *out)
 {
     static const char *const keys[] = {"company_id",         "name",
@@ -1187,7 +1265,8 @@ static int v_tenant(struct vctx *v, json_t *x, json_t *out)
                                        "policies",           "approved_senders",
                                        "blocked_senders",    "high_profile_domains",
                                        "high_profile_users", "web_reputation",
-                                       "file_passwords",     NULL};
+                                       "file_passwords",     "notification_templates",
+                                       NULL};
     char cid[64], q[128];
     if (v_keys(v, x, keys) < 0)
         return -1;
@@ -1244,7 +1323,8 @@ static int v_tenant(struct vctx *v, json_t *x, json_t *out)
                   out, NULL) < 0 ||
         v_objects(v, x, "high_profile_users", STORE_MAX_HIGH_PROFILE, v_hp_user, out) < 0 ||
         v_web_reputation(v, x, out) < 0 ||
-        v_strings(v, x, "file_passwords", 0, STORE_MAX_PASSWORDS, norm_password, "password", out, NULL) < 0)
+        v_strings(v, x, "file_passwords", 0, STORE_MAX_PASSWORDS, norm_password, "password", out, NULL) < 0 ||
+        v_templates(v, x, out) < 0)
         return -1;
     return 0;
 }
@@ -1416,6 +1496,11 @@ static const char SQL_LIST_INS[] =
 static const char SQL_LIST_OF[] =
     "SELECT entry FROM sender_lists WHERE tenant_id = ? AND list = ? ORDER BY position";
 static const char SQL_TL_DEL[] = "DELETE FROM tenant_lists WHERE tenant_id = ?";
+static const char SQL_NT_DEL[] = "DELETE FROM notification_templates WHERE tenant_id = ?";
+static const char SQL_NT_INS[] =
+    "INSERT INTO notification_templates(tenant_id, position, name, lang, subject, body) VALUES(?, ?, ?, ?, ?, ?)";
+static const char SQL_NT_OF[] =
+    "SELECT name, lang, subject, body FROM notification_templates WHERE tenant_id = ? ORDER BY position";
 static const char SQL_TL_INS[] =
     "INSERT INTO tenant_lists(tenant_id, list, position, entry) VALUES(?, ?, ?, ?)";
 static const char SQL_TL_OF[] =
@@ -1584,6 +1669,19 @@ static json_t *tenant_export(struct store *st, sqlite3_stmt *ts, bool readonly)
     if (fp)
         json_object_set_new(t, "file_passwords", fp);
     if (!ub || !ua || !fp)
+        goto fail;
+    json_t *nts = json_array();
+    json_object_set_new(t, "notification_templates", nts);
+    if (!(s = store_stmt(st, SQL_NT_OF)))
+        goto fail;
+    sqlite3_bind_int64(s, 1, tid);
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW)
+        json_array_append_new(nts, json_pack("{s:s,s:s,s:s,s:s}", "name", (const char *)sqlite3_column_text(s, 0),
+                                             "lang", (const char *)sqlite3_column_text(s, 1), "subject",
+                                             (const char *)sqlite3_column_text(s, 2), "body",
+                                             (const char *)sqlite3_column_text(s, 3)));
+    sqlite3_reset(s);
+    if (rc != SQLITE_DONE)
         goto fail;
     return t;
 fail:
@@ -1896,7 +1994,7 @@ static int tenant_write(struct store *st, struct existing *e, json_t *t, bool tr
             return -1;
         if (id_stmt(st, SQL_POLICY_DEL, tid) < 0 || id_stmt(st, SQL_LIST_DEL, tid) < 0 ||
             id_stmt(st, SQL_HPD_DEL, tid) < 0 || id_stmt(st, SQL_HPU_DEL, tid) < 0 ||
-            id_stmt(st, SQL_TL_DEL, tid) < 0)
+            id_stmt(st, SQL_TL_DEL, tid) < 0 || id_stmt(st, SQL_NT_DEL, tid) < 0)
             return -1;
     }
 
@@ -2038,6 +2136,20 @@ static int tenant_write(struct store *st, struct existing *e, json_t *t, bool tr
             if (store_step_done(st, s) < 0)
                 return -1;
         }
+    }
+    json_t *nts = json_object_get(t, "notification_templates");
+    for (size_t i = 0; i < json_array_size(nts); i++) {
+        json_t *n = json_array_get(nts, i);
+        if (!(s = store_stmt(st, SQL_NT_INS)))
+            return -1;
+        sqlite3_bind_int64(s, 1, tid);
+        sqlite3_bind_int64(s, 2, (sqlite3_int64)i);
+        store_bind_text(s, 3, json_string_value(json_object_get(n, "name")));
+        store_bind_text(s, 4, json_string_value(json_object_get(n, "lang")));
+        store_bind_text(s, 5, json_string_value(json_object_get(n, "subject")));
+        store_bind_text(s, 6, json_string_value(json_object_get(n, "body")));
+        if (store_step_done(st, s) < 0)
+            return -1;
     }
     return 0;
 }

@@ -198,6 +198,16 @@ static const char *const store_migrations[] = {
     "ALTER TABLE domains ADD COLUMN verified_via TEXT;"
     "ALTER TABLE domains ADD COLUMN record_missing INTEGER NOT NULL DEFAULT 0;"
     "CREATE INDEX domains_check_next ON domains(check_next);",
+    /* 7: the tenant's own notification templates (PRODUCT.md §4: "admins can
+     * add their own"; the tenant document's "notification_templates") */
+    "CREATE TABLE notification_templates("
+    "  tenant_id INTEGER NOT NULL REFERENCES tenants(id) ON DELETE CASCADE,"
+    "  position INTEGER NOT NULL,"
+    "  name TEXT NOT NULL,"
+    "  lang TEXT NOT NULL CHECK(lang IN ('ja', 'en')),"
+    "  subject TEXT NOT NULL,"
+    "  body TEXT NOT NULL,"
+    "  PRIMARY KEY(tenant_id, position)) WITHOUT ROWID;",
 };
 
 #define STORE_NMIGRATIONS ((int)(sizeof store_migrations / sizeof store_migrations[0]))

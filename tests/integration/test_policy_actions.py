@@ -377,3 +377,39 @@ def test_concurrent_mixed_traffic_each_message_gets_its_outcome(make_env):
     items = wait_until(lambda: (lambda q: q if len(q) == len(sent["virus"]) else None)(quarantine_items(env)), 15,
                        msg="every virus quarantined once")
     assert sorted(i["subject"] for i in items) == sorted(sent["virus"])
+
+
+def test_tenant_own_notification_template(make_env):
+    hold = rule("Legal hold", {"content": {"keywords": [{"pattern": "(?i)contract", "in": ["subject"]}]}},
+                {"notify": [{"template": "Legal hold", "to": ["admin", "compliance@protected.test"]}]})
+
+    def templates(t):
+        t["notification_templates"] = [
+            {"name": "Legal hold", "lang": "en", "subject": "Held for legal: %SUBJECT%",
+             "body": "Rule %RULE% matched a message from %SENDER% to %RECIPIENTS% (%QID%).\n"},
+            {"name": "Legal hold", "lang": "ja", "subject": "法務確認: %SUBJECT%",
+             "body": "ルール %RULE% に一致しました。送信者 %SENDER%\n"}]
+    env = make_env(doc=with_rules(hold, extra=templates))
+    qid = env.send_ok(["alice@protected.test"], make_message(subject="Contract draft"))
+    got = env.downstream.wait_for_messages(3)
+    by = {tuple(g.rcpt_tos): parsed(g) for g in got}
+    assert by[("alice@protected.test",)]["Subject"] == "Contract draft"
+    for who in ("admin@protected.test", "compliance@protected.test"):
+        n = by[(who,)]
+        assert n["Subject"] == "Held for legal: Contract draft", n["Subject"]
+        body = n.get_body(preferencelist=("plain",)).get_content()
+        assert "Legal hold" in body and qid in body and "bob@example.net" in body, body
+    # a Japanese message gets the Japanese version
+    env.send_ok(["alice@protected.test"], make_message(subject="契約書 contract"))
+    got = env.downstream.wait_for_messages(6)
+    subjects = [parsed(g)["Subject"] for g in got]
+    assert subjects.count("法務確認: 契約書 contract") == 2, subjects
+
+
+def test_unknown_template_name_is_a_clear_import_error(make_env):
+    env = make_env(doc=with_rules(VIRUS))
+    bad = with_rules(rule("X", {"spam": {"level": "high"}},
+                          {"notify": [{"template": "No such template", "to": ["admin"]}]}))(env.downstream)
+    cp = env.moat.import_doc(bad, check=False)
+    assert cp.returncode != 0
+    assert 'template "No such template" is neither a default template' in cp.stderr, cp.stderr

@@ -371,7 +371,51 @@ static const struct bad_case BAD[] = {
      "tenants[0].web_reputation.blocked[1]: duplicate domain or URL \"bad.test\" (same as [0])"},
     {"tenants[0].file_passwords[0]", "\"\"",
      "tenants[0].file_passwords[0]: \"\" is not a valid password: must not be empty"},
+    /* the tenant's own notification templates */
+    {"tenants[0].notification_templates", "{}", "tenants[0].notification_templates: must be a list"},
+    {"tenants[0].notification_templates", "[{\"name\":\"A\",\"lang\":\"fr\",\"subject\":\"s\",\"body\":\"b\"}]",
+     "tenants[0].notification_templates[0].lang: must be \"ja\" or \"en\""},
+    {"tenants[0].notification_templates", "[{\"name\":\"A\",\"lang\":\"en\",\"body\":\"b\"}]",
+     "tenants[0].notification_templates[0].subject: is required"},
+    {"tenants[0].notification_templates",
+     "[{\"name\":\"A\",\"lang\":\"en\",\"subject\":\"s\",\"body\":\"b\"},"
+     "{\"name\":\"a\",\"lang\":\"en\",\"subject\":\"t\",\"body\":\"c\"}]",
+     "tenants[0].notification_templates[1]: duplicate template (same name and lang as "
+     "notification_templates[0])"},
+    {"tenants[0].policies[0].actions.notify", "[{\"template\":\"Nope\",\"to\":[\"admin\"]}]",
+     "tenants[0].policies[0].actions.notify[0]: template \"Nope\" is neither a default template (Virus "
+     "detection, Attachment deleted, Non-delivery report, Message size exceeded, Security settings violation, "
+     "Rule triggered) nor one of notification_templates"},
 };
+
+/* the tenant's own templates: stored, exported, usable by a notify action */
+static void test_own_templates(void **state)
+{
+    struct tenv *e = *state;
+    char err[1024];
+    json_t *doc = json_loads(TEST_DOC, 0, NULL);
+    doc_set(doc, "tenants[0].notification_templates",
+            "[{\"name\":\"Legal hold\",\"lang\":\"ja\",\"subject\":\"保留: %SUBJECT%\",\"body\":\"%RULE%\\n\"},"
+            "{\"name\":\"Legal hold\",\"lang\":\"en\",\"subject\":\"Held: %SUBJECT%\",\"body\":\"%RULE%\\n\"}]");
+    doc_set(doc, "tenants[0].policies[0].actions.notify",
+            "[{\"template\":\"legal hold\",\"to\":[\"admin\"]},{\"template\":\"virus-detection\",\"to\":[\"admin\"]}]");
+    char *text = json_dumps(doc, 0);
+    json_decref(doc);
+    import_ok(e->st, text, false);
+    free(text);
+    char *out = store_export_json(e->st, NULL, err, sizeof err);
+    json_t *x = json_loads(out, 0, NULL);
+    json_t *nt = json_object_get(json_array_get(json_object_get(x, "tenants"), 0), "notification_templates");
+    assert_int_equal(json_array_size(nt), 2);
+    assert_string_equal(json_string_value(json_object_get(json_array_get(nt, 0), "subject")), "保留: %SUBJECT%");
+    assert_string_equal(json_string_value(json_object_get(json_array_get(nt, 1), "lang")), "en");
+    json_decref(x);
+    /* stable through export | import */
+    struct store_import_result res;
+    assert_int_equal(store_import_json_report(e->st, out, strlen(out), false, &res, err, sizeof err), 0);
+    assert_int_equal(res.changed, 0);
+    free(out);
+}
 
 static void test_validation_table(void **state)
 {
@@ -921,6 +965,7 @@ int main(int argc, char **argv)
         cmocka_unit_test_setup_teardown(test_replace_semantics, tenv_setup, tenv_teardown),
         cmocka_unit_test_setup_teardown(test_verified_and_trust, tenv_setup, tenv_teardown),
         cmocka_unit_test_setup_teardown(test_list_limits, tenv_setup, tenv_teardown),
+        cmocka_unit_test_setup_teardown(test_own_templates, tenv_setup, tenv_teardown),
         cmocka_unit_test(test_syntax_helpers),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
