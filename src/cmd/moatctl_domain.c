@@ -282,7 +282,14 @@ static int cmd_domain_verify(struct moatctl *ctx, int argc, char **argv)
         store_domain_claims_free(c, n);
         return moatctl_error(MOATCTL_INTERNAL, "domain verify: cannot record the result");
     }
-    bool verified = res.outcome == DNS_VERIFY_OK && (me->verified || change == STORE_CHANGE_VERIFIED);
+    /* the state now (moatd's checker may have verified it meanwhile) */
+    bool now_verified = change == STORE_CHANGE_VERIFIED;
+    struct store_domain_claim *after = NULL;
+    size_t nafter = 0;
+    if (store_domain_claims(st, me->domain, me->company_id, &after, &nafter) == 0 && nafter == 1)
+        now_verified = after[0].verified;
+    store_domain_claims_free(after, nafter);
+    bool verified = res.outcome == DNS_VERIFY_OK && now_verified;
     const char *status = verified ? "complete" : "needs_configuration";
     char reason[600];
     if (change == STORE_CHANGE_TAKEN)

@@ -8,9 +8,9 @@
  *   deliver_order_servers        preference order with random load sharing
  *
  * An attempt: candidates (the route's servers, or the MX hosts of a domain
- * looked up in a helper thread) in preference order, equal preferences
- * shuffled; each host's addresses (IP literals directly, names through a
- * helper thread) are tried in turn. Connect failure, timeout, a non-2xx
+ * looked up through the client's c-ares resolver, deliver_dns.c) in
+ * preference order, equal preferences shuffled; each host's addresses (IP
+ * literals directly, names through the resolver) are tried in turn. Connect failure, timeout, a non-2xx
  * greeting, 421, a lost connection before end of data, "TLS required but
  * not offered" or a failed handshake move on to the next address/host; if
  * all fail, every open recipient gets DELIVER_TEMP with the last reason.
@@ -200,8 +200,7 @@ struct deliver_client {
     TAILQ_HEAD(, dest) dests;
     TAILQ_HEAD(, conn) idle, closing;
     TAILQ_HEAD(, dns_job) jobs;
-    int pipe_rd, pipe_wr;
-    struct event *ev_pipe;
+    struct dns_resolver *resolver; /* MX and address lookups on this loop */
     char *chunk;
     bool freeing;
 };
@@ -1319,12 +1318,14 @@ static struct conn *cache_take(struct attempt *a)
     return NULL;
 }
 
+static void job_done(struct dns_job *job);
+
 static void job_submit(struct attempt *a, enum dns_job_kind kind, const char *name, uint16_t port)
 {
     struct deliver_client *c = a->c;
-    struct dns_job *job = dns_job_new(kind, name, port, c->cfg->dns_server, c->pipe_wr);
+    struct dns_job *job = dns_job_new(kind, name, port, job_done);
     job->owner = a;
-    if (dns_job_start(job) < 0) {
+    if (dns_job_start(job, c->resolver, !c->cfg->dns_server[0]) < 0) {
         dns_job_free(job);
         attempt_fail_all(a, DELIVER_TEMP, "4.3.0", "cannot start a DNS lookup");
         return;
@@ -1419,24 +1420,12 @@ static void attempt_dns_done(struct attempt *a, struct dns_job *job)
     attempt_next(a);
 }
 
-static void pipe_cb(evutil_socket_t fd, short what, void *arg)
+/* job_done - a lookup of an attempt came back (on the loop; the attempt's
+ * callback may free the client, so nothing of it is touched afterwards) */
+static void job_done(struct dns_job *job)
 {
-    struct deliver_client *c = arg;
-    struct dns_job *job;
-    (void)what;
-    /* one job per call: the callback may free the client */
-    ssize_t r = read(fd, &job, sizeof job);
-    if (r != (ssize_t)sizeof job)
-        return;
-    struct dns_job *j;
-    bool known = false;
-    TAILQ_FOREACH(j, &c->jobs, entry)
-    if (j == job)
-        known = true;
-    if (!known)
-        return; /* cannot happen: abandoned jobs never reach the pipe */
-    TAILQ_REMOVE(&c->jobs, job, entry);
     struct attempt *a = job->owner;
+    TAILQ_REMOVE(&a->c->jobs, job, entry);
     a->job = NULL;
     attempt_dns_done(a, job);
     dns_job_free(job);
@@ -1579,24 +1568,25 @@ size_t deliver_client_busy(const struct deliver_client *c)
 struct deliver_client *deliver_client_new(struct event_base *base, const struct moat_config *cfg,
                                           SSL_CTX *client_ctx)
 {
-    int p[2];
     if (!base || !cfg)
         return NULL;
-    if (pipe2(p, O_CLOEXEC) < 0)
+    char err[300];
+    struct dns_resolver *res =
+        dns_resolver_new(base, cfg->dns_server, (unsigned)cfg->dns_timeout_ms, (unsigned)cfg->dns_tries, err, sizeof err);
+    if (!res) {
+        log_error("deliver: no resolver: %s", err);
         return NULL;
+    }
     struct deliver_client *c = xcalloc(1, sizeof *c);
     c->base = base;
     c->cfg = cfg;
-    c->pipe_rd = p[0];
-    c->pipe_wr = p[1];
-    evutil_make_socket_nonblocking(c->pipe_rd);
+    c->resolver = res;
     TAILQ_INIT(&c->attempts);
     TAILQ_INIT(&c->dests);
     TAILQ_INIT(&c->idle);
     TAILQ_INIT(&c->closing);
     TAILQ_INIT(&c->jobs);
     c->chunk = xmalloc(BODY_CHUNK);
-    c->ev_pipe = event_new(base, c->pipe_rd, EV_READ | EV_PERSIST, pipe_cb, c);
     if (client_ctx) {
         c->ssl_ctx = client_ctx;
     } else {
@@ -1607,7 +1597,7 @@ struct deliver_client *deliver_client_new(struct event_base *base, const struct 
             SSL_CTX_set_verify(c->ssl_ctx, SSL_VERIFY_NONE, NULL);
         }
     }
-    if (!c->ev_pipe || !c->ssl_ctx || event_add(c->ev_pipe, NULL) < 0) {
+    if (!c->ssl_ctx) {
         deliver_client_free(c);
         return NULL;
     }
@@ -1654,18 +1644,14 @@ void deliver_client_free(struct deliver_client *c)
         TAILQ_REMOVE(&c->jobs, job, entry);
         dns_job_abandon(job);
     }
+    /* abandoned jobs are freed as the resolver cancels their lookups */
+    dns_resolver_free(c->resolver);
     struct dest *d;
     while ((d = TAILQ_FIRST(&c->dests)) != NULL) {
         TAILQ_REMOVE(&c->dests, d, entry);
         free(d->key);
         free(d);
     }
-    if (c->ev_pipe)
-        event_free(c->ev_pipe);
-    /* abandoned jobs hold the write end only while not done; they check
-     * "abandoned" under their lock before writing */
-    close(c->pipe_rd);
-    close(c->pipe_wr);
     if (c->own_ctx && c->ssl_ctx)
         SSL_CTX_free(c->ssl_ctx);
     free(c->chunk);

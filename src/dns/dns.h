@@ -89,6 +89,10 @@ void dns_resolver_free(struct dns_resolver *r);
  * allowed). cb runs exactly once on the loop, never before dns_lookup
  * returns. 0, or -1 (bad name: cb is not called). */
 int dns_lookup(struct dns_resolver *r, const char *name, int type, dns_cb cb, void *arg);
+/* dns_lookup_host - the addresses of a host name as the system resolver
+ * would find them (c-ares getaddrinfo: /etc/hosts, then DNS A and AAAA);
+ * the answer's type is DNS_T_A, addrs of both families. 0 or -1. */
+int dns_lookup_host(struct dns_resolver *r, const char *name, dns_cb cb, void *arg);
 /* dns_resolver_pending - lookups not yet answered */
 size_t dns_resolver_pending(const struct dns_resolver *r);
 

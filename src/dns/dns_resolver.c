@@ -5,6 +5,7 @@
  *
  *   dns_resolver_new / _free   one c-ares channel per loop (one thread)
  *   dns_lookup                 one query; the callback runs on the loop
+ *   dns_lookup_host            addresses as getaddrinfo finds them (/etc/hosts, DNS)
  *   dns_resolver_pending       lookups still waiting
  *
  * c-ares tells us (sock_state_cb) which sockets to watch; each gets a
@@ -324,6 +325,70 @@ int dns_lookup(struct dns_resolver *r, const char *name, int type, dns_cb cb, vo
     r->pending++;
     /* may call query_cb at once (e.g. no usable server): deferred by q->ev */
     ares_query(r->channel, name, 1 /* C_IN */, type, query_cb, q);
+    timer_update(r);
+    return 0;
+}
+
+/* host_cb - c-ares getaddrinfo finished */
+static void host_cb(void *arg, int status, int timeouts, struct ares_addrinfo *res)
+{
+    struct dns_query *q = arg;
+    struct dns_answer *a = &q->ans;
+    (void)timeouts;
+    dns_answer_clear(a);
+    a->type = DNS_T_A;
+    if (status == ARES_SUCCESS && res) {
+        for (struct ares_addrinfo_node *n = res->nodes; n && a->naddr < DNS_RECORDS_MAX; n = n->ai_next) {
+            if ((n->ai_family != AF_INET && n->ai_family != AF_INET6) || !n->ai_addr ||
+                n->ai_addrlen > sizeof a->addr[0])
+                continue;
+            memcpy(&a->addr[a->naddr], n->ai_addr, n->ai_addrlen);
+            a->addrlen[a->naddr++] = (socklen_t)n->ai_addrlen;
+        }
+        a->result = a->naddr ? DNS_RESULT_OK : DNS_RESULT_NODATA;
+    } else if (status == ARES_ENOTFOUND || status == ARES_ENONAME) {
+        a->result = DNS_RESULT_NXDOMAIN;
+    } else if (status == ARES_ENODATA) {
+        a->result = DNS_RESULT_NODATA;
+    } else {
+        a->result = DNS_RESULT_TEMP;
+    }
+    if (res)
+        ares_freeaddrinfo(res);
+    if (a->result == DNS_RESULT_TEMP)
+        snprintf(a->err, sizeof a->err, "host %s: temporary DNS failure (%s)", q->name,
+                 status == ARES_EDESTRUCTION || status == ARES_ECANCELLED ? "cancelled" : ares_strerror(status));
+    else if (a->result != DNS_RESULT_OK)
+        snprintf(a->err, sizeof a->err, "host %s: no address", q->name);
+    q->answered = true;
+    if (!q->r->destroying)
+        event_active(q->ev, EV_TIMEOUT, 1);
+}
+
+int dns_lookup_host(struct dns_resolver *r, const char *name, dns_cb cb, void *arg)
+{
+    size_t n = strlen(name);
+    if (n == 0 || n > DNS_HOST_MAX - 1 || r->destroying || r->pending >= DNS_RESOLVER_PENDING_MAX)
+        return -1;
+    for (size_t i = 0; i < n; i++)
+        if ((unsigned char)name[i] <= 0x20 || (unsigned char)name[i] >= 0x7f)
+            return -1;
+    struct dns_query *q = xcalloc(1, sizeof *q);
+    q->r = r;
+    q->cb = cb;
+    q->arg = arg;
+    q->type = DNS_T_A;
+    core_strlcpy(q->name, name, sizeof q->name);
+    q->ev = event_new(r->base, -1, 0, deliver_cb, q);
+    if (!q->ev)
+        fatal("out of memory");
+    TAILQ_INSERT_TAIL(&r->queries, q, entry);
+    r->pending++;
+    struct ares_addrinfo_hints hints;
+    memset(&hints, 0, sizeof hints);
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+    ares_getaddrinfo(r->channel, name, NULL, &hints, host_cb, q);
     timer_update(r);
     return 0;
 }

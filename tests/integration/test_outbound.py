@@ -143,3 +143,17 @@ def test_outbound_rate_limits(make_outbound):
         c.ehlo()
         assert c.cmd("MAIL FROM:<someone@elsewhere.example>").code == 250
         assert c.cmd("RCPT TO:<user@sender.test>").code == 250
+
+
+def test_no_mx_falls_back_to_address_and_nxdomain_bounces(outbound):
+    env, dns, remote = outbound
+    dns.set("plain.example", "A", ["127.0.0.1"])           # no MX: the domain itself (RFC 5321 5.1)
+    r, d = transaction(env.port, REGISTERED, "alice@sender.test", "p@plain.example", "implicit mx")
+    assert d.code == 250
+    msgs = remote.wait_for_messages(1, timeout=20)
+    assert msgs[0].rcpt_tos == ["p@plain.example"]
+    r, d = transaction(env.port, REGISTERED, "alice@sender.test", "q@missing.example", "nx")
+    assert d.code == 250
+    dsn = env.downstream.wait_for_messages(1, timeout=20)[0]
+    assert dsn.rcpt_tos == ["alice@sender.test"] and b"q@missing.example" in dsn.data
+    assert b"NXDOMAIN" in dsn.data or b"not found" in dsn.data
