@@ -9,8 +9,8 @@
  *       records that prove ownership
  *   moatctl domain status [NAME] [--tenant ID]
  *       the claims and their verification state
- *   moatctl domain verify NAME [--tenant ID]
- *       check the DNS now (TXT moat-verification=<token> or MX -> the
+ *   moatctl domain verify NAME [--tenant ID] [--background]
+ *       (--background: let moatd's checker do it within a second) check the DNS now (TXT moat-verification=<token> or MX -> the
  *       tenant's MX host); exit 0 when verified, 1 with the reason. A new
  *       verification activates the default rules (first domain) and queues
  *       the activation mail to the tenant's address.
@@ -29,7 +29,7 @@
 static const char TENANT_ADD_SYN[] = "COMPANY_ID [--name NAME] [--admin-email ADDR]";
 static const char DOMAIN_ADD_SYN[] = "NAME --tenant ID [--server HOST[:PORT]]";
 static const char DOMAIN_STATUS_SYN[] = "[NAME] [--tenant ID]";
-static const char DOMAIN_VERIFY_SYN[] = "NAME [--tenant ID]";
+static const char DOMAIN_VERIFY_SYN[] = "NAME [--tenant ID] [--background]";
 
 static int cmd_tenant_add(struct moatctl *ctx, int argc, char **argv)
 {
@@ -104,18 +104,24 @@ static void print_claim(struct moatctl *ctx, const struct store_domain_claim *c,
     fputc('\n', stdout);
 }
 
+static bool background;
+
 static int parse_tenant_opt(int argc, char **argv, const char *syn, const char **tenant, const char **server)
 {
     static const struct option opts[] = {{"tenant", required_argument, NULL, 't'},
                                          {"server", required_argument, NULL, 's'},
+                                         {"background", no_argument, NULL, 'b'},
                                          {NULL, 0, NULL, 0}};
     int ch;
+    background = false;
     moatctl_getopt_reset();
     while ((ch = getopt_long(argc, argv, "", opts, NULL)) != -1) {
         if (ch == 't')
             *tenant = optarg;
         else if (ch == 's' && server)
             *server = optarg;
+        else if (ch == 'b' && syn == DOMAIN_VERIFY_SYN)
+            background = true;
         else
             return moatctl_usage(argv[0], syn, "unknown option '%s'", argv[optind - 1]);
     }
@@ -241,89 +247,56 @@ static int cmd_domain_verify(struct moatctl *ctx, int argc, char **argv)
     struct store *st = moatctl_store(ctx, &code);
     if (!st)
         return code;
-    char name[256];
-    core_strlcpy(name, argv[optind], sizeof name);
-    size_t nl = strlen(name);
-    while (nl > 0 && name[nl - 1] == '.')
-        name[--nl] = '\0';
-    for (char *p = name; *p; p++)
-        *p = (char)((*p >= 'A' && *p <= 'Z') ? *p + 32 : *p);
-    struct store_domain_claim *c = NULL;
-    size_t n = 0;
-    if (store_domain_claims(st, name, tenant, &c, &n) < 0)
-        return moatctl_error(MOATCTL_INTERNAL, "domain verify: database error");
-    if (n == 0) {
-        store_domain_claims_free(c, n);
-        return moatctl_error(MOATCTL_USER, "domain verify: %s is not a domain of %s", name,
-                             tenant ? tenant : "any tenant");
-    }
-    if (!tenant && n > 1 && !c[0].verified) {
-        store_domain_claims_free(c, n);
-        return moatctl_error(MOATCTL_USER, "domain verify: several tenants have added %s: use --tenant ID", name);
-    }
-    struct store_domain_claim *me = &c[0];
-    char mx[300];
-    if (dns_mx_host(me->company_id, ctx->cfg.service_domain, mx, sizeof mx) < 0) {
-        store_domain_claims_free(c, n);
-        return moatctl_error(MOATCTL_USER, "domain verify: the MX host name is too long");
-    }
-    struct dns_verify_result res;
-    if (dns_verify_sync(ctx->cfg.dns_server, (unsigned)ctx->cfg.dns_timeout_ms, (unsigned)ctx->cfg.dns_tries,
-                        me->domain, me->token, mx, &res) < 0) {
-        store_domain_claims_free(c, n);
-        return moatctl_error(MOATCTL_INTERNAL, "domain verify: %s", res.reason);
+    if (background) {
+        /* the console's asynchronous "Verify": moatd's checker runs it */
+        if (!tenant)
+            return moatctl_usage(argv[0], DOMAIN_VERIFY_SYN, "--background needs --tenant");
+        char name[256];
+        core_strlcpy(name, argv[optind], sizeof name);
+        for (char *p = name; *p; p++)
+            *p = (char)((*p >= 'A' && *p <= 'Z') ? *p + 32 : *p);
+        int rc = store_domain_check_soon(st, tenant, name);
+        if (rc == 1)
+            return moatctl_error(MOATCTL_USER, "domain verify: %s is not a domain of %s", name, tenant);
+        if (rc < 0)
+            return moatctl_error(MOATCTL_INTERNAL, "domain verify: database error");
+        printf(ctx->json ? "{\"scheduled\": true}\n" : "moatd checks %s within a second\n", name);
+        return MOATCTL_OK;
     }
     struct inject_arg ia = {.data_dir = ctx->cfg.data_dir};
     struct dns_check_ctx x = {
         .cfg = &ctx->cfg, .st = st, .inject = inject_ctl, .inject_arg = &ia, .actor = "moatctl"};
-    int change = 0;
-    bool first = false;
-    if (dns_check_apply(&x, me, &res, &change, &first) < 0) {
-        store_domain_claims_free(c, n);
-        return moatctl_error(MOATCTL_INTERNAL, "domain verify: cannot record the result");
-    }
-    /* the state now (moatd's checker may have verified it meanwhile) */
-    bool now_verified = change == STORE_CHANGE_VERIFIED;
-    struct store_domain_claim *after = NULL;
-    size_t nafter = 0;
-    if (store_domain_claims(st, me->domain, me->company_id, &after, &nafter) == 0 && nafter == 1)
-        now_verified = after[0].verified;
-    store_domain_claims_free(after, nafter);
-    bool verified = res.outcome == DNS_VERIFY_OK && now_verified;
-    const char *status = verified ? "complete" : "needs_configuration";
-    char reason[600];
-    if (change == STORE_CHANGE_TAKEN)
-        snprintf(reason, sizeof reason, "%s is already verified by another tenant", me->domain);
-    else if (me->verified && res.outcome != DNS_VERIFY_OK)
-        snprintf(reason, sizeof reason, "verified earlier, but now %s (mail is still accepted)", res.reason);
-    else
-        core_strlcpy(reason, res.reason, sizeof reason);
-    if (me->verified && !verified)
-        status = "complete";
+    struct dns_check_report rep;
+    int rc = dns_check_verify_now(&x, argv[optind], tenant, &rep);
+    if (rc == 1)
+        return moatctl_error(MOATCTL_USER, "domain verify: %s%s", rep.reason,
+                             strstr(rep.reason, "several tenants") ? " (--tenant ID)" : "");
+    if (rc < 0)
+        return moatctl_error(MOATCTL_INTERNAL, "domain verify: %s", rep.reason);
+    bool verified = rep.res.outcome == DNS_VERIFY_OK && rep.verified;
     if (ctx->json) {
-        json_t *o = json_pack("{s:s,s:s,s:s,s:b,s:s,s:s}", "domain", me->domain, "company_id", me->company_id,
-                              "status", status, "verified", verified || me->verified, "result",
-                              res.outcome == DNS_VERIFY_OK     ? "ok"
-                              : res.outcome == DNS_VERIFY_FAIL ? "not_found"
-                                                               : "temporary_failure",
-                              "reason", reason);
-        if (res.method)
-            json_object_set_new(o, "via", json_string(res.method));
-        if (change == STORE_CHANGE_VERIFIED)
-            json_object_set_new(o, "default_rules_activated", json_boolean(first));
+        json_t *o = json_pack("{s:s,s:s,s:s,s:b,s:s,s:s}", "domain", rep.domain, "company_id", rep.company_id,
+                              "status", rep.verified ? "complete" : "needs_configuration", "verified", rep.verified,
+                              "result",
+                              rep.res.outcome == DNS_VERIFY_OK     ? "ok"
+                              : rep.res.outcome == DNS_VERIFY_FAIL ? "not_found"
+                                                                   : "temporary_failure",
+                              "reason", rep.reason);
+        if (rep.res.method)
+            json_object_set_new(o, "via", json_string(rep.res.method));
+        if (rep.change == STORE_CHANGE_VERIFIED)
+            json_object_set_new(o, "default_rules_activated", json_boolean(rep.first));
         char *t = json_dumps(o, JSON_INDENT(2));
         printf("%s\n", t);
         free(t);
         json_decref(o);
     } else if (verified) {
-        printf("%s: verified (%s) for %s%s\n", me->domain, reason, me->company_id,
-               change == STORE_CHANGE_VERIFIED && first ? "; default rules activated" : "");
+        printf("%s: verified (%s) for %s%s\n", rep.domain, rep.reason, rep.company_id,
+               rep.change == STORE_CHANGE_VERIFIED && rep.first ? "; default rules activated" : "");
+    } else {
+        moatctl_error(MOATCTL_USER, "domain verify: %s: %s", rep.domain, rep.reason);
     }
-    int rc = verified ? MOATCTL_OK : MOATCTL_USER;
-    if (!verified && !ctx->json)
-        moatctl_error(MOATCTL_USER, "domain verify: %s: %s", me->domain, reason);
-    store_domain_claims_free(c, n);
-    return rc;
+    return verified ? MOATCTL_OK : MOATCTL_USER;
 }
 
 const struct moatctl_cmd moatctl_tenant_cmds[] = {

@@ -147,6 +147,25 @@ struct dns_check_ctx {
 int dns_check_apply(const struct dns_check_ctx *x, const struct store_domain_claim *c,
                     const struct dns_verify_result *res, int *change, bool *first);
 
+/* dns_check_verify_now - "Verify" (moatctl domain verify, the console):
+ * the claim of company_id on domain (company_id NULL: the only pending
+ * claim, or the verified one), checked now on a private loop and applied
+ * as dns_check_apply. Blocking (up to dns_tries x dns_timeout_ms x 2). 0
+ * with *rep filled; 1 user error (rep->reason: not a domain of the tenant,
+ * several tenants' claims); -1 internal error (rep->reason). */
+struct dns_check_report {
+    char company_id[64];
+    char domain[256];
+    bool verified;                /* the claim's state after the check */
+    bool was_verified;            /* before it */
+    int change;                   /* enum store_check_change */
+    bool first;                   /* the tenant's default rules were activated */
+    struct dns_verify_result res; /* the check itself */
+    char reason[700];             /* for humans */
+};
+int dns_check_verify_now(const struct dns_check_ctx *x, const char *domain, const char *company_id,
+                         struct dns_check_report *rep);
+
 /* The periodic checker in moatd: its own thread, event loop, resolver and
  * store connection; every second it starts the checks that are due
  * (pending domains with back-off domain_check_min..domain_check_max,

@@ -3,6 +3,7 @@
  * update, the log line, the mails; and moatd's periodic checker.
  *
  *   dns_check_apply                      one result -> store, log, mail
+ *   dns_check_verify_now                 "Verify": check a claim now (moatctl, console)
  *   dns_checker_start / dns_checker_stop the checker thread of moatd
  *
  * Schedule: a pending domain is checked at once after it is added (its
@@ -122,6 +123,74 @@ int dns_check_apply(const struct dns_check_ctx *x, const struct store_domain_cla
                  reason);
         break;
     }
+    return 0;
+}
+
+int dns_check_verify_now(const struct dns_check_ctx *x, const char *domain, const char *company_id,
+                         struct dns_check_report *rep)
+{
+    memset(rep, 0, sizeof *rep);
+    char name[256];
+    core_strlcpy(name, domain, sizeof name);
+    size_t nl = strlen(name);
+    while (nl > 0 && name[nl - 1] == '.')
+        name[--nl] = '\0';
+    for (char *p = name; *p; p++)
+        *p = (char)((*p >= 'A' && *p <= 'Z') ? *p + 32 : *p);
+    struct store_domain_claim *c = NULL;
+    size_t n = 0;
+    if (store_domain_claims(x->st, name, company_id, &c, &n) < 0) {
+        snprintf(rep->reason, sizeof rep->reason, "database error");
+        return -1;
+    }
+    char esc[300];
+    log_escape(name, strlen(name), esc, sizeof esc);
+    if (n == 0) {
+        snprintf(rep->reason, sizeof rep->reason, "%s is not a domain of %s", esc, company_id ? company_id : "any tenant");
+        store_domain_claims_free(c, n);
+        return 1;
+    }
+    if (!company_id && n > 1 && !c[0].verified) {
+        snprintf(rep->reason, sizeof rep->reason, "several tenants have added %s: name the tenant", esc);
+        store_domain_claims_free(c, n);
+        return 1;
+    }
+    struct store_domain_claim *me = &c[0];
+    core_strlcpy(rep->company_id, me->company_id, sizeof rep->company_id);
+    core_strlcpy(rep->domain, me->domain, sizeof rep->domain);
+    rep->was_verified = me->verified;
+    char mx[300];
+    if (dns_mx_host(me->company_id, x->cfg->service_domain, mx, sizeof mx) < 0) {
+        snprintf(rep->reason, sizeof rep->reason, "the MX host name is too long");
+        store_domain_claims_free(c, n);
+        return 1;
+    }
+    if (dns_verify_sync(x->cfg->dns_server, (unsigned)x->cfg->dns_timeout_ms, (unsigned)x->cfg->dns_tries,
+                        me->domain, me->token, mx, &rep->res) < 0) {
+        snprintf(rep->reason, sizeof rep->reason, "%s", rep->res.reason);
+        store_domain_claims_free(c, n);
+        return -1;
+    }
+    if (dns_check_apply(x, me, &rep->res, &rep->change, &rep->first) < 0) {
+        snprintf(rep->reason, sizeof rep->reason, "cannot record the result");
+        store_domain_claims_free(c, n);
+        return -1;
+    }
+    /* the state now (moatd's checker may have verified it meanwhile) */
+    rep->verified = rep->change == STORE_CHANGE_VERIFIED || me->verified;
+    struct store_domain_claim *after = NULL;
+    size_t nafter = 0;
+    if (store_domain_claims(x->st, me->domain, me->company_id, &after, &nafter) == 0 && nafter == 1)
+        rep->verified = after[0].verified;
+    store_domain_claims_free(after, nafter);
+    if (rep->change == STORE_CHANGE_TAKEN)
+        snprintf(rep->reason, sizeof rep->reason, "%s is already verified by another tenant", me->domain);
+    else if (me->verified && rep->res.outcome != DNS_VERIFY_OK)
+        snprintf(rep->reason, sizeof rep->reason, "verified earlier, but now %s (mail is still accepted)",
+                 rep->res.reason);
+    else
+        snprintf(rep->reason, sizeof rep->reason, "%s", rep->res.reason);
+    store_domain_claims_free(c, n);
     return 0;
 }
 

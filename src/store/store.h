@@ -97,6 +97,11 @@ int store_domain_claims(struct store *st, const char *domain, const char *compan
  * import --trust-domains), oldest first, at most limit. 0 or -1. */
 int store_domain_due(struct store *st, double now, size_t limit, struct store_domain_claim **out, size_t *n);
 
+/* store_domain_check_soon - make the claim due now: moatd's checker runs it
+ * within a second (the console's asynchronous "Verify"). 0, 1 no such
+ * claim, -1 error. */
+int store_domain_check_soon(struct store *st, const char *company_id, const char *domain);
+
 enum store_check { STORE_CHECK_OK = 0, STORE_CHECK_FAIL, STORE_CHECK_TEMP };
 enum store_check_change {
     STORE_CHANGE_NONE = 0,

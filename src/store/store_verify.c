@@ -8,6 +8,7 @@
  *   store_domain_add          a new, unverified domain of a tenant
  *   store_domain_claims       the tenants' claims on one name, with their state
  *   store_domain_due          claims whose periodic check is due
+ *   store_domain_check_soon   ask moatd's checker to check a claim within a second
  *   store_domain_check_done   record a check; verify; activate default rules
  *
  * Creation goes through the tenant document import (store_import_json), so
@@ -260,6 +261,21 @@ int store_domain_due(struct store *st, double now, size_t limit, struct store_do
     sqlite3_bind_double(s, 1, now);
     sqlite3_bind_int64(s, 2, (sqlite3_int64)(limit ? limit : 100));
     return claims_read(st, s, out, n);
+}
+
+static const char SQL_CHECK_SOON[] = "UPDATE domains SET check_next = 0 WHERE name = ? AND tenant_id = "
+                                     "(SELECT id FROM tenants WHERE company_id = ?)";
+
+int store_domain_check_soon(struct store *st, const char *company_id, const char *domain)
+{
+    sqlite3_stmt *s = store_stmt(st, SQL_CHECK_SOON);
+    if (!s)
+        return -1;
+    store_bind_text(s, 1, domain);
+    store_bind_text(s, 2, company_id);
+    if (store_step_done(st, s) < 0)
+        return -1;
+    return sqlite3_changes(st->db) ? 0 : 1;
 }
 
 /* ---------------------------------------------------------------- check results */

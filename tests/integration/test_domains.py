@@ -213,3 +213,21 @@ def test_periodic_check_and_record_missing(make_env, dns):
     assert sum("record missing" in s for s in subjects) == 1, subjects
     r = env.send(["someone@epsilon.test"])
     assert r.code == 250, (r.code, r.text)
+
+
+def test_background_verify_reaches_the_checker(make_env, dns):
+    """domain verify --background (store_domain_check_soon, the console's
+    asynchronous Verify) makes moatd check a pending domain at once, whatever
+    its back-off."""
+    env = make_env(conf=dns_conf(dns), doc=no_tenants)   # back-off of an hour
+    m = env.moat
+    st = new_tenant(m, "zeta", "zeta.test")
+    assert verify(m, "zeta.test", "zeta").returncode == 1   # next check in an hour
+    dns.set("zeta.test", "TXT", [st["txt_record"]])
+    before = dns.count("zeta.test", "TXT")
+    m.ctl("domain", "verify", "zeta.test", "--tenant", "zeta", "--background")
+    wait_until(lambda: status(m, "zeta.test", "zeta")["status"] == "complete", timeout=15,
+               msg="the checker to pick the domain up")
+    assert dns.count("zeta.test", "TXT") > before
+    cp = m.ctl("domain", "verify", "nope.test", "--tenant", "zeta", "--background", check=False)
+    assert cp.returncode == 1 and "not a domain of zeta" in cp.stderr

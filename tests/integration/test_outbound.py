@@ -39,7 +39,7 @@ def outbound(make_outbound):
 
 def _make(make_env, extra):
     dns = FakeDNS().start()
-    remote = FakeMTA(name="remote", hostname="mx.partner.example").start()
+    remote = FakeMTA(name="remote", hostname="mx.partner.example", starttls=True).start()
     dns.set("partner.example", "MX", [(20, "mx2.partner.example"), (10, "mx1.partner.example")])
     dns.set("mx1.partner.example", "A", ["127.0.0.1"])
     dns.set("mx2.partner.example", "A", ["127.0.0.1"])
@@ -54,7 +54,12 @@ def _make(make_env, extra):
                         {"name": "quiet.test", "verified": True,
                          "inbound_servers": [{"host": downstream.host, "port": downstream.port}],
                          "outbound": {"enabled": False, "sending_servers": [REGISTERED]}}],
-            "policies": []}]}
+            "policies": [
+                {"name": "Outbound virus", "direction": "outbound",
+                 "criteria": {"virus": {"types": ["cleanable", "mass_mailing", "non_mass_mailing"]}},
+                 "actions": {"intercept": "quarantine"}},
+                {"name": "Inbound spam tag", "direction": "inbound",
+                 "criteria": {"spam": {"level": "moderate"}}, "actions": {"tag_subject": "Spam:"}}]}]}
 
     env = make_env(conf={"dns_server": dns.address, "relay_host": "", "mx_port": str(remote.port),
                          "dns_timeout_ms": "300", "dns_tries": "1", **extra}, doc=doc)
@@ -81,6 +86,7 @@ def test_registered_server_relays_via_mx(outbound):
     assert msgs[0].rcpt_tos == ["bob@partner.example"]
     assert b"hello partner" in msgs[0].data
     assert msgs[0].mail_from == "alice@sender.test"
+    assert msgs[0].tls_version in ("TLSv1.2", "TLSv1.3"), "STARTTLS offered by the MX but not used"
     assert dns.count("partner.example", "MX") >= 1
     assert "smtp outbound session=" in env.moat.log_text()
     rows = wait_until(lambda: [x for x in env.moat.tracking("--rcpt", "bob@partner.example")
@@ -157,3 +163,28 @@ def test_no_mx_falls_back_to_address_and_nxdomain_bounces(outbound):
     dsn = env.downstream.wait_for_messages(1, timeout=20)[0]
     assert dsn.rcpt_tos == ["alice@sender.test"] and b"q@missing.example" in dsn.data
     assert b"NXDOMAIN" in dsn.data or b"not found" in dsn.data
+
+
+def test_outbound_rules_apply(outbound):
+    env, dns, remote = outbound
+    eicar = ("X5O!P%@AP[4\\PZX54(P^)7CC)7}$" + "EICAR-STANDARD-ANTIVIRUS-TEST-FILE!$H+H*")
+    gtube = "XJS*C4JDBQADN1.NSBN3*2IDNEN*" + "GTUBE-STANDARD-ANTI-UBE-TEST-EMAIL*C.34X"
+    # the inbound spam rule does not touch outbound mail
+    with RawSMTP(env.port, source=REGISTERED) as c:
+        c.ehlo()
+        assert c.cmd("MAIL FROM:<alice@sender.test>").code == 250
+        assert c.cmd("RCPT TO:<bob@partner.example>").code == 250
+        assert c.data(make_message(subject="offer", body=gtube, sender="alice@sender.test",
+                                   to="bob@partner.example")).code == 250
+    got = remote.wait_for_messages(1, timeout=20)[0]
+    assert b"Subject: offer" in got.data and b"Spam:" not in got.data
+    # the outbound virus rule quarantines
+    with RawSMTP(env.port, source=REGISTERED) as c:
+        c.ehlo()
+        assert c.cmd("MAIL FROM:<alice@sender.test>").code == 250
+        assert c.cmd("RCPT TO:<bob@partner.example>").code == 250
+        assert c.data(make_message(subject="infected", body=eicar, sender="alice@sender.test",
+                                   to="bob@partner.example")).code == 250
+    items = wait_until(lambda: env.moat.ctl_json("quarantine", "list"), timeout=20, msg="the quarantined copy")
+    assert "Outbound virus" in str(items) and "bob@partner.example" in str(items), items
+    assert len(remote.received()) == 1
