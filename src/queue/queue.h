@@ -108,6 +108,13 @@ bool spool_status_has(const char *status_dir, const char *qid, const char *word)
 /* spool_variants_unlink - unlink path.v1 .. path.v<max> (SPOOL_VARIANTS_ANY:
  * until the first that does not exist) */
 void spool_variants_unlink(const char *path, unsigned max);
+/* spool_variants_recycle - the same, parking the files in the inode pool */
+void spool_variants_recycle(struct spool *sp, const char *path, unsigned max);
+/* spool_incoming_spare - put an empty pooled file at <incoming path>.v1 for
+ * the scan worker's first rewritten copy (reusing an inode: creating one
+ * costs more than the rewrite on a busy ext4); false when the pool is empty.
+ * An unused spare goes back to the pool at commit or abort. */
+bool spool_incoming_spare(struct spool_incoming *in);
 /* spool_remove - unlink the queue and status files of qid (and its copies) */
 int spool_remove(struct spool *sp, const char *qid);
 
@@ -123,8 +130,9 @@ struct queue_plan_rcpt {
 };
 
 /* queue_plan_parse - env->plan into one entry per recipient; NULL with err
- * when the plan does not fit the envelope. Free with queue_plan_free. */
-struct queue_plan_rcpt *queue_plan_parse(const struct queue_envelope *env, char *err, size_t errsz);
+ * when the plan does not fit the envelope. *sends (may be NULL): the plan
+ * has notifications or BCC copies. Free with queue_plan_free. */
+struct queue_plan_rcpt *queue_plan_parse(const struct queue_envelope *env, bool *sends, char *err, size_t errsz);
 void queue_plan_free(struct queue_plan_rcpt *p, size_t n);
 
 struct quarantine;

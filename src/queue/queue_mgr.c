@@ -248,7 +248,8 @@ static void entry_index(struct queue_mgr *qm, struct queue_envelope *env, const 
         memcpy(finished, done, env->nrcpts * sizeof *finished);
     if (env->plan) {
         char err[200];
-        e->plan = queue_plan_parse(env, err, sizeof err);
+        bool sends = false;
+        e->plan = queue_plan_parse(env, &sends, err, sizeof err);
         if (!e->plan) {
             set_aside(qm, env, err);
             spool_remove(qm->sp, env->qid); /* status file only: the data moved */
@@ -256,8 +257,14 @@ static void entry_index(struct queue_mgr *qm, struct queue_envelope *env, const 
             free(finished);
             return;
         }
-        bool notified = spool_status_has(spool_status_dir(qm->sp), env->qid, "notified");
-        queue_plan_execute(&qm->plan_ctx, env, e->plan, finished, notified);
+        bool holds = false;
+        for (size_t i = 0; i < env->nrcpts; i++)
+            holds |= e->plan[i].action != PLAN_DELIVER && !finished[i];
+        /* most messages: every recipient delivered, nothing to send */
+        if (holds || sends) {
+            bool notified = sends && spool_status_has(spool_status_dir(qm->sp), env->qid, "notified");
+            queue_plan_execute(&qm->plan_ctx, env, e->plan, finished, notified);
+        }
     }
     size_t pending = 0;
     for (size_t i = 0; i < env->nrcpts; i++) {

@@ -49,7 +49,7 @@ static char *dup_str(const json_t *o, const char *key)
     return s ? xstrdup(s) : NULL;
 }
 
-struct queue_plan_rcpt *queue_plan_parse(const struct queue_envelope *env, char *err, size_t errsz)
+struct queue_plan_rcpt *queue_plan_parse(const struct queue_envelope *env, bool *sends, char *err, size_t errsz)
 {
     json_error_t je;
     json_t *root = json_loads(env->plan, JSON_REJECT_DUPLICATES, &je);
@@ -92,6 +92,8 @@ struct queue_plan_rcpt *queue_plan_parse(const struct queue_envelope *env, char 
         p[i].reason = dup_str(r, "reason");
         p[i].order = (unsigned)json_integer_value(json_object_get(r, "order"));
     }
+    if (sends)
+        *sends = json_array_size(json_object_get(root, "notify")) || json_array_size(json_object_get(root, "bcc"));
     json_decref(root);
     return p;
 bad:
@@ -428,11 +430,13 @@ int queue_plan_execute(struct queue_plan_ctx *c, const struct queue_envelope *en
         if (!finished[i] && p[i].action != PLAN_DELIVER && queue_plan_hold(c, env, p, i) == 0)
             finished[i] = true;
     c->ids = NULL;
-    if (!notified) {
+    json_t *nl = json_object_get(root, "notify"), *bl = json_object_get(root, "bcc");
+    if (!notified && (json_array_size(nl) || json_array_size(bl))) {
         size_t k;
         json_t *n;
-        json_array_foreach(json_object_get(root, "notify"), k, n) notify_one(c, env, n, dets, qids);
-        json_array_foreach(json_object_get(root, "bcc"), k, n) bcc_one(c, env, n);
+        json_array_foreach(nl, k, n) notify_one(c, env, n, dets, qids);
+        json_array_foreach(bl, k, n) bcc_one(c, env, n);
+        /* only then: a message with nothing to send needs no status file */
         spool_status_append(c->sp, env->qid, "notified\n");
     }
     free(qids);

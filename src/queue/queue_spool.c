@@ -175,6 +175,8 @@ static void dir_sync(struct spool *sp, uint64_t my_gen)
 }
 
 /* commit_one - fdatasync, rename, directory sync; false on failure */
+static int spool_recycle(struct spool *sp, const char *path);
+
 void spool_variants_unlink(const char *path, unsigned max)
 {
     char p[1120];
@@ -218,6 +220,11 @@ static bool commit_one(struct spool *sp, struct commit_job *j)
     }
     uint64_t gen = ++sp->rename_gen;
     pthread_mutex_unlock(&sp->lock);
+    if (!j->variants) { /* a spare copy file the scan did not need: back to the pool */
+        char spare[1120];
+        snprintf(spare, sizeof spare, "%s.v1", j->src);
+        spool_recycle(sp, spare);
+    }
     dir_sync(sp, gen);
     return true;
 }
@@ -392,6 +399,16 @@ static int spool_recycle(struct spool *sp, const char *path)
     return 0;
 }
 
+void spool_variants_recycle(struct spool *sp, const char *path, unsigned max)
+{
+    char p[1120];
+    for (unsigned k = 1; k <= max; k++) {
+        snprintf(p, sizeof p, "%s.v%u", path, k);
+        if (spool_recycle(sp, p) < 0 && max == SPOOL_VARIANTS_ANY)
+            break;
+    }
+}
+
 /* pool_take - open a parked file renamed to path, or -1 when none */
 static int pool_take(struct spool *sp, const char *path)
 {
@@ -431,6 +448,17 @@ struct spool_incoming *spool_incoming_open(struct spool *sp, const char *qid)
     }
     in->wbuf = xmalloc(SPOOL_WBUF);
     return in;
+}
+
+bool spool_incoming_spare(struct spool_incoming *in)
+{
+    char p[1120];
+    snprintf(p, sizeof p, "%s.v1", in->path);
+    int fd = pool_take(in->sp, p);
+    if (fd < 0)
+        return false;
+    close(fd);
+    return true;
 }
 
 static int write_all(int fd, const char *p, size_t n)
@@ -502,7 +530,7 @@ void spool_incoming_abort(struct spool_incoming *in)
     if (!in)
         return;
     close(in->fd);
-    spool_variants_unlink(in->path, SPOOL_VARIANTS_ANY);
+    spool_variants_recycle(in->sp, in->path, SPOOL_VARIANTS_ANY);
     if (spool_recycle(in->sp, in->path) < 0)
         unlink(in->path);
     incoming_free(in);
@@ -805,6 +833,6 @@ int spool_remove(struct spool *sp, const char *qid)
     snprintf(path, sizeof path, "%s/%s", sp->status, qid);
     unlink(path);
     snprintf(path, sizeof path, "%s/%s", sp->queue, qid);
-    spool_variants_unlink(path, SPOOL_VARIANTS_ANY);
+    spool_variants_recycle(sp, path, SPOOL_VARIANTS_ANY);
     return spool_recycle(sp, path);
 }

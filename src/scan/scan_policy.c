@@ -120,8 +120,12 @@ static int write_variant(const char *spool, unsigned k, const struct buf *b, cha
 {
     char path[SCAN_PATH_MAX + 16];
     snprintf(path, sizeof path, "%s.v%u", spool, k);
-    unlink(path); /* a leftover of an earlier, abandoned scan */
-    int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
+    /* the first copy may have a spare file waiting (spool_incoming_spare) */
+    int fd = k == 1 ? open(path, O_WRONLY | O_TRUNC | O_CLOEXEC | O_NOFOLLOW) : -1;
+    if (fd < 0) {
+        unlink(path); /* a leftover of an earlier, abandoned scan */
+        fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
+    }
     if (fd < 0) {
         snprintf(err, errsz, "cannot create %s: %s", path, strerror(errno));
         return -1;

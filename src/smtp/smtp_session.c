@@ -743,38 +743,41 @@ static void dispatch(struct smtp_session *s, const char *line, size_t len)
 }
 
 /* ---------------------------------------------------------------- end of message */
-/* track_plan - the rules evaluated for each recipient, on its timeline; for
- * a message to very many recipients, once per distinct trace (bounded) */
-#define TRACK_PLAN_EVENTS 2000
+/* track_plan - the rules evaluated for each recipient, on its timeline: one
+ * event per recipient ("Virus: not matched; Spam: matched: ..."); for a
+ * message to very many recipients, once per distinct trace (bounded) */
+#define TRACK_PLAN_EVENTS 1000
 static void track_plan(struct smtp_session *s, const struct queue_envelope *env)
 {
     json_t *plan = env->plan ? json_loads(env->plan, 0, NULL) : NULL;
     json_t *rs = json_object_get(plan, "rcpts"), *traces = json_object_get(plan, "traces");
-    size_t total = 0;
-    for (size_t i = 0; i < env->nrcpts && i < json_array_size(rs); i++)
-        total += json_array_size(json_array_get(traces, (size_t)json_integer_value(
-                                                          json_object_get(json_array_get(rs, i), "t"))));
-    bool per_rcpt = total <= TRACK_PLAN_EVENTS;
+    bool per_rcpt = env->nrcpts <= TRACK_PLAN_EVENTS;
     size_t n = per_rcpt ? json_array_size(rs) : json_array_size(traces);
+    struct buf line;
+    buf_init(&line, 16384);
     for (size_t i = 0; i < n && i < (per_rcpt ? env->nrcpts : 100); i++) {
         json_t *tr = per_rcpt ? json_array_get(traces, (size_t)json_integer_value(
                                                            json_object_get(json_array_get(rs, i), "t")))
                               : json_array_get(traces, i);
-        for (size_t k = 0; k < json_array_size(tr) && k < 100; k++) {
-            char detail[1200];
-            const char *line = json_string_value(json_array_get(tr, k));
-            if (!line)
-                continue;
-            if (!per_rcpt)
-                snprintf(detail, sizeof detail, "(rule set %zu of the recipients) %s", i + 1, line);
-            struct track_event ev = {.qid = env->qid,
-                                     .time = env->arrival,
-                                     .rcpt = per_rcpt ? env->rcpts[i] : NULL,
-                                     .event = "policy",
-                                     .detail = per_rcpt ? line : detail};
-            tracker_event(s->srv->d.tracker, &ev);
+        line.len = 0;
+        if (!per_rcpt)
+            buf_printf(&line, "(rule set %zu of the recipients) ", i + 1);
+        size_t before = line.len;
+        for (size_t k = 0; k < json_array_size(tr); k++) {
+            const char *t = json_string_value(json_array_get(tr, k));
+            if (t)
+                buf_printf(&line, "%s%s", line.len > before ? "; " : "", t);
         }
+        if (line.len == before)
+            continue;
+        struct track_event ev = {.qid = env->qid,
+                                 .time = env->arrival,
+                                 .rcpt = per_rcpt ? env->rcpts[i] : NULL,
+                                 .event = "policy",
+                                 .detail = buf_cstr(&line)};
+        tracker_event(s->srv->d.tracker, &ev);
     }
+    buf_free(&line);
     json_decref(plan);
 }
 
@@ -915,6 +918,7 @@ static void message_end(struct smtp_session *s)
         return;
     }
     req.rcpts = (char *)buf_cstr(&rl);
+    spool_incoming_spare(s->in);
     int submitted = scan_pool_submit(s->loop->scan, &req, scan_done, s, &s->scan_ticket);
     buf_free(&rl);
     if (submitted < 0) {

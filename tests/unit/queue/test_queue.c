@@ -138,7 +138,9 @@ static void test_plan_commit_and_copies(void **state)
     assert_int_equal(spool_read_envelope(path, &r, err, sizeof err), 0);
     assert_string_equal(r.plan, env.plan);
     assert_int_equal(r.variants, 1);
-    struct queue_plan_rcpt *p = queue_plan_parse(&r, err, sizeof err);
+    bool sends = true;
+    struct queue_plan_rcpt *p = queue_plan_parse(&r, &sends, err, sizeof err);
+    assert_false(sends);
     assert_non_null(p);
     assert_int_equal(p[0].action, PLAN_DELIVER);
     assert_int_equal(p[0].variant, 1);
@@ -158,7 +160,7 @@ static void test_plan_commit_and_copies(void **state)
     char *keep = r.plan;
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         r.plan = (char *)bad[i];
-        assert_null(queue_plan_parse(&r, err, sizeof err));
+        assert_null(queue_plan_parse(&r, NULL, err, sizeof err));
     }
     r.plan = keep;
     queue_envelope_free(&r);
