@@ -162,21 +162,36 @@ static int tenant_info(struct moatctl *ctx, struct nopts *o)
 
 static int cmd_list(struct moatctl *ctx, int argc, char **argv)
 {
-    if (argc != 1)
-        return moatctl_usage(argv[0], "", "unexpected argument '%s'", argv[1]);
+    struct nopts o;
+    memset(&o, 0, sizeof o);
+    if (argc == 3 && strcmp(argv[1], "--tenant") == 0)
+        o.tenant = argv[2];
+    else if (argc != 1)
+        return moatctl_usage(argv[0], "[--tenant ID]", "unexpected argument '%s'", argv[1]);
+    int code = tenant_info(ctx, &o);
+    if (code != MOATCTL_OK) {
+        nopts_free(&o);
+        return code;
+    }
     json_t *a = json_array();
+    for (size_t i = 0; i < o.nown; i++)
+        json_array_append_new(a, json_pack("{s:s,s:s,s:[s]}", "name", o.own[i].name, "source", "tenant",
+                                           "languages", o.own[i].lang));
     for (const struct notify_default *d = notify_defaults; d->name; d++)
-        json_array_append_new(
-            a, json_pack("{s:s,s:s,s:[s,s]}", "name", d->name, "file", d->stem, "languages", "ja", "en"));
+        json_array_append_new(a, json_pack("{s:s,s:s,s:s,s:[s,s]}", "name", d->name, "source", "default", "file",
+                                           d->stem, "languages", "ja", "en"));
     if (ctx->json) {
         char *t = json_dumps(a, JSON_INDENT(2));
         printf("%s\n", t);
         free(t);
     } else {
+        for (size_t i = 0; i < o.nown; i++)
+            printf("%s\t(tenant %s, %s)\n", o.own[i].name, o.tenant, o.own[i].lang);
         for (const struct notify_default *d = notify_defaults; d->name; d++)
             printf("%s\t(%s/%s.{ja,en}.txt)\n", d->name, notify_template_dir(), d->stem);
     }
     json_decref(a);
+    nopts_free(&o);
     return MOATCTL_OK;
 }
 
@@ -267,7 +282,7 @@ static int cmd_send(struct moatctl *ctx, int argc, char **argv)
 }
 
 const struct moatctl_cmd moatctl_notify_cmds[] = {
-    {"list", "", "the notification templates shipped with Moat", cmd_list, NULL},
+    {"list", "[--tenant ID]", "the notification templates shipped with Moat (and the tenant's own)", cmd_list, NULL},
     {"preview", PREVIEW_SYN, "print a rendered notification (sample values for missing variables)",
      cmd_preview, NULL},
     {"send", SEND_SYN, "render a notification and queue it for delivery", cmd_send, NULL},

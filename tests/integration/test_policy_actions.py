@@ -399,6 +399,9 @@ def test_tenant_own_notification_template(make_env):
         assert n["Subject"] == "Held for legal: Contract draft", n["Subject"]
         body = n.get_body(preferencelist=("plain",)).get_content()
         assert "Legal hold" in body and qid in body and "bob@example.net" in body, body
+    listed = env.moat.ctl_json("notify", "list", "--tenant", "acme")
+    assert [t for t in listed if t["name"] == "Legal hold" and t["source"] == "tenant"], listed
+    assert [t for t in listed if t["name"] == "Virus detection" and t["source"] == "default"], listed
     # a Japanese message gets the Japanese version
     env.send_ok(["alice@protected.test"], make_message(subject="契約書 contract"))
     got = env.downstream.wait_for_messages(6)
