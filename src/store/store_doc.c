@@ -1332,6 +1332,7 @@ static int v_tenant(struct vctx *v, json_t *x, json_t *out)
 struct dom_ref {
     const char *name;
     size_t t, d;
+    bool verified; /* the document says "verified": true */
 };
 
 static int dom_ref_cmp(const void *a, const void *b)
@@ -1345,8 +1346,8 @@ static int dom_ref_cmp(const void *a, const void *b)
     return x->d < y->d ? -1 : x->d > y->d;
 }
 
-/* doc_cross_domains - no domain is listed by two tenants of the document;
- * the error names the later claim */
+/* doc_cross_domains - no domain is marked verified for two tenants of the
+ * document; the error names the later claim */
 static int doc_cross_domains(struct vctx *v, json_t *tenants)
 {
     size_t n = json_array_size(tenants), nd = 0, k = 0;
@@ -1361,6 +1362,7 @@ static int doc_cross_domains(struct vctx *v, json_t *tenants)
             refs[k].name = json_string_value(json_object_get(json_array_get(ds, j), "name"));
             refs[k].t = i;
             refs[k].d = j;
+            refs[k].verified = json_is_true(json_object_get(json_array_get(ds, j), "verified"));
             k++;
         }
     }
@@ -1370,12 +1372,17 @@ static int doc_cross_domains(struct vctx *v, json_t *tenants)
         size_t b = a + 1;
         while (b < nd && strcmp(refs[b].name, refs[a].name) == 0)
             b++;
-        /* refs[a] is the earliest claim; the first of another tenant conflicts */
-        for (size_t c = a + 1; c < b; c++) {
-            if (refs[c].t != refs[a].t) {
+        /* several tenants may claim a name while it is pending (docs/dns.md);
+         * two tenants' claims marked verified conflict: the earliest verified
+         * one against the first verified claim of another tenant */
+        size_t fv = a;
+        while (fv < b && !refs[fv].verified)
+            fv++;
+        for (size_t c = fv + 1; c < b; c++) {
+            if (refs[c].verified && refs[c].t != refs[fv].t) {
                 if (!bad || refs[c].t < bad->t || (refs[c].t == bad->t && refs[c].d < bad->d)) {
                     bad = &refs[c];
-                    first = &refs[a];
+                    first = &refs[fv];
                 }
                 break;
             }
@@ -1388,7 +1395,7 @@ static int doc_cross_domains(struct vctx *v, json_t *tenants)
         vpush_key(v, "domains");
         vpush_index(v, bad->d);
         vpush_key(v, "name");
-        verr(v, "%s is already used by another tenant (tenants[%zu])", bad->name, first->t);
+        verr(v, "%s is already verified for another tenant (tenants[%zu])", bad->name, first->t);
         free(refs);
         return -1;
     }

@@ -178,6 +178,9 @@ def test_domain_claimed_by_two_tenants(make_env, dns):
     cp = verify(m, "shared.test", "first")
     assert cp.returncode == 1 and "already verified by another tenant" in cp.stderr, cp.stderr
     assert status(m, "shared.test", "first")["status"] == "needs_configuration"
+    # the whole configuration still round-trips (a verified and a pending claim)
+    m.import_doc(m.ctl_json("export"), trust=False)
+    assert status(m, "shared.test", "second")["status"] == "complete"
     # nor add it again elsewhere, nor import it verified
     m.ctl("tenant", "add", "third")
     cp = m.ctl("domain", "add", "shared.test", "--tenant", "third", check=False)

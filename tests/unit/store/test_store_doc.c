@@ -463,12 +463,13 @@ static void test_validation_documents(void **state)
          "invalid JSON at line 1 column 47: duplicate object key near '\"company_id\"'"},
         {"{\"tenants\": [{\"company_id\": \"abc\"}, {\"company_id\": \"ABC\"}]}",
          "tenants[1].company_id: duplicate company_id abc (same as tenants[0])"},
-        {"{\"tenants\": [{\"company_id\": \"one\", \"domains\": [{\"name\": \"x.test\", \"inbound_servers\": "
+        {"{\"tenants\": [{\"company_id\": \"one\", \"domains\": [{\"name\": \"x.test\", \"verified\": true, "
+         "\"inbound_servers\": "
          "[{\"host\": \"h.test\"}]}]}, {\"company_id\": \"two\", \"domains\": [{\"name\": \"y.test\", "
-         "\"inbound_servers\": [{\"host\": \"h.test\"}]}, {\"name\": \"X.TEST\", \"inbound_servers\": "
-         "[{\"host\": "
+         "\"inbound_servers\": [{\"host\": \"h.test\"}]}, {\"name\": \"X.TEST\", \"verified\": true, "
+         "\"inbound_servers\": [{\"host\": "
          "\"h.test\"}]}]}]}",
-         "tenants[1].domains[1].name: x.test is already used by another tenant (tenants[0])"},
+         "tenants[1].domains[1].name: x.test is already verified for another tenant (tenants[0])"},
         {"{\"tenants\": [{\"company_id\": \"abc\", \"name\": \"\\u0000\"}]}",
          "invalid JSON at line 1 column 51: \\u0000 is not allowed in strings"},
         {"{\"tenants\": [{\"company_id\": \"abc\"}]} x",
@@ -535,6 +536,12 @@ static void test_domain_claimed_elsewhere(void **state)
                                  " WHERE d.name = 'acme2.test' AND t.company_id = 'beta' AND d.verified = 1"),
                      1);
     assert_int_equal(db_count(e, "SELECT COUNT(*) FROM domains"), 2);
+    /* two tenants of one document may both wait for the same name */
+    const char *both = "{\"tenants\": [{\"company_id\": \"pone\", \"domains\": [{\"name\": \"pend.test\", "
+                       "\"inbound_servers\": [{\"host\": \"127.0.0.1\"}]}]}, {\"company_id\": \"ptwo\", "
+                       "\"domains\": [{\"name\": \"pend.test\", \"inbound_servers\": [{\"host\": \"127.0.0.1\"}]}]}]}";
+    import_ok(e->st, both, false);
+    assert_int_equal(db_count(e, "SELECT COUNT(*) FROM domains WHERE name = 'pend.test'"), 2);
 }
 
 /* ---------------------------------------------------------------- round trip */
