@@ -59,6 +59,10 @@ extern const struct moatctl_cmd moatctl_notify_cmds[];
 /* moatctl_domain.c */
 extern const struct moatctl_cmd moatctl_tenant_cmds[];
 extern const struct moatctl_cmd moatctl_domain_cmds[];
+/* moatctl_admin.c */
+extern const struct moatctl_cmd moatctl_admin_cmds[];
+extern const struct moatctl_cmd moatctl_account_cmds[];
+extern const struct moatctl_cmd moatctl_token_cmds[];
 
 /* moatctl_error - print "moatctl: <msg>" on stderr; returns code */
 int moatctl_error(int code, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

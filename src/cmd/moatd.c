@@ -4,14 +4,17 @@
  * server, then wait for signals (SIGTERM/SIGINT: graceful stop; SIGHUP:
  * reload tenant data and the routing snapshot). The tenant data version is
  * also polled every second, so `moatctl import` takes effect without a
- * signal. Hourly: the tracking and quarantine retention purges. The
- * domain checker thread (src/dns/dns_check.c) verifies pending domains. With
+ * signal. Hourly: the tracking and quarantine retention purges and expired
+ * console sessions. The domain checker thread (src/dns/dns_check.c)
+ * verifies pending domains. The HTTP server (console, REST API, /metrics)
+ * starts before the SMTP listeners and stops first. With
  * --scan-worker it runs as a scan worker process instead.
  *
  *   moatd -c FILE [--check] [--version]
  */
 #include "core/core.h"
 #include "dns/dns.h"
+#include "http/http.h"
 #include "quarantine/quarantine.h"
 #include "queue/queue.h"
 #include "scan/scan.h"
@@ -189,6 +192,7 @@ int main(int argc, char **argv)
     struct queue_mgr *qm = NULL;
     struct smtp_server *srv = NULL;
     struct dns_checker *checker = NULL;
+    struct http_server *web = NULL;
     SSL_CTX *server_ctx = NULL, *client_ctx = NULL;
 
     if (store_open(&cfg, &st, err, sizeof err) < 0) {
@@ -241,12 +245,19 @@ int main(int argc, char **argv)
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGHUP, &sa, NULL);
 
+    /* read before the listeners open: a change made once clients can see
+     * moatd (tests import right after the banner) must not be missed */
+    int64_t version = store_config_version(st);
+    struct http_deps hdeps = {.cfg = &cfg, .tracker = tr, .queue = qm};
+    if (!(web = http_server_start(&hdeps, err, sizeof err))) {
+        log_error("http: %s", err);
+        goto stop;
+    }
     if (smtp_server_start(srv, err, sizeof err) < 0) {
         log_error("%s", err);
         goto stop;
     }
     log_info("moatd started hostname=%s data_dir=%s", cfg.hostname, cfg.data_dir);
-    int64_t version = store_config_version(st);
     double last_purge = 0;
     while (!got_term) {
         usleep(200000);
@@ -273,11 +284,15 @@ int main(int argc, char **argv)
                 log_info("tracking purged rows=%ld", purged);
             if (qr && quarantine_purge(qr, now - (double)cfg.quarantine_retention) < 0)
                 log_error("quarantine purge failed");
+            if (store_session_purge(st, now - (double)cfg.http_session_idle,
+                                    now - (double)cfg.http_session_lifetime) < 0)
+                log_error("session purge failed");
         }
     }
     log_info("stopping");
     rc = 0;
 stop:
+    http_server_stop(web);
     smtp_server_stop(srv);
     dns_checker_stop(checker);
     queue_mgr_stop(qm);

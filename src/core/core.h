@@ -105,6 +105,42 @@ double core_monotonic(void);    /* CLOCK_MONOTONIC seconds */
 void core_qid_new(char out[CORE_QID_LEN + 1]);
 bool core_qid_valid(const char *s);
 
+/* ---------------------------------------------------------------- metrics (core_metrics.c) */
+/* Process-wide counters for GET /metrics: relaxed atomic adds, no locks.
+ * Label values are fixed enums so the exposition is bounded. */
+enum metric_dir { METRIC_DIR_INBOUND, METRIC_DIR_OUTBOUND, METRIC_NDIR };
+enum metric_verdict {
+    METRIC_V_CLEAN, METRIC_V_VIRUS, METRIC_V_SPAM, METRIC_V_PHISHING, METRIC_V_GRAYMAIL, METRIC_V_BEC,
+    METRIC_V_WEB_REPUTATION, METRIC_V_SOCIAL_ENGINEERING, METRIC_V_CONTENT, METRIC_V_SCAN_EXCLUSION,
+    METRIC_V_REJECTED, METRIC_V_DEFERRED, METRIC_NVERDICT
+};
+enum metric_delivery { METRIC_D_DELIVERED, METRIC_D_DEFERRED, METRIC_D_BOUNCED, METRIC_D_EXPIRED, METRIC_D_OTHER,
+                       METRIC_NDELIVERY };
+enum metric_ratelimit { METRIC_RL_IP, METRIC_RL_SENDER, METRIC_NRATELIMIT };
+#define METRIC_SCAN_BUCKETS 13 /* upper bounds in core_metric_scan_bounds, the last is +Inf */
+extern const double core_metric_scan_bounds[METRIC_SCAN_BUCKETS];
+struct core_metrics {
+    uint64_t messages[METRIC_NDIR][METRIC_NVERDICT];
+    uint64_t delivery[METRIC_NDELIVERY];
+    uint64_t ratelimit[METRIC_NRATELIMIT];
+    uint64_t scan_bucket[METRIC_SCAN_BUCKETS]; /* not cumulative: one bucket per observation */
+    uint64_t scan_count;
+    uint64_t scan_sum_us;
+};
+/* metric_message - one tracked SMTP transaction: direction, action
+ * ("accepted" / "rejected" / "deferred"), the verdict summary (first word
+ * of X-Moat-Scan, NULL = clean) and the refusal reason (rate limits) */
+void metric_message(const char *direction, const char *action, const char *scan, const char *reason);
+/* metric_delivery - a recipient status change after acceptance */
+void metric_delivery(const char *status);
+/* metric_scan_latency - seconds from submission to the scan's answer */
+void metric_scan_latency(double seconds);
+/* metric_snapshot - a consistent-enough copy of every counter */
+void metric_snapshot(struct core_metrics *out);
+/* metric_verdict_name / metric_delivery_name - label values */
+const char *metric_verdict_name(enum metric_verdict v);
+const char *metric_delivery_name(enum metric_delivery d);
+
 /* ---------------------------------------------------------------- config */
 struct rate_limit {
     uint32_t count;  /* messages allowed per window; 0 = unlimited */
@@ -151,6 +187,11 @@ struct moat_config {
     uint64_t mx_port;                                           /* outbound: port of MX hosts */
     uint64_t dns_timeout_ms, dns_tries;                         /* c-ares: per try, tries per server */
     uint64_t domain_check_min, domain_check_max, domain_recheck; /* domain ownership checks (seconds) */
+    uint64_t http_threads;          /* libmicrohttpd thread pool */
+    char *http_tls;                 /* "on": HTTPS; "off": plain HTTP */
+    uint64_t http_session_idle, http_session_lifetime; /* console session timeouts (seconds) */
+    uint64_t http_login_failures;   /* consecutive failures that lock an account */
+    uint64_t http_lockout;          /* seconds a locked account stays locked */
 };
 
 /* config_defaults - fill cfg with every default (caller later config_free) */

@@ -81,6 +81,12 @@ static const struct config_entry config_table[] = {
     {"clamd_socket", CT_STRING, OFF(clamd_socket), "", 0, 300, "virus scanning through clamd (INSTREAM): its unix socket path or a loopback host:port; empty: libclamav in the scan workers"},
     {"clamd_timeout", CT_DURATION, OFF(clamd_timeout), "30s", 1, 600, "clamd: longest connect + stream + reply for one scanned object"},
     {"clamd_stream_max", CT_SIZE, OFF(clamd_stream_max), "25M", 1024 * 1024, 4ULL * 1024 * 1024 * 1024 - 1, "clamd: largest object streamed (keep at most clamd's StreamMaxLength); larger ones are scan_exclusion"},
+    {"http_threads", CT_COUNT, OFF(http_threads), "4", 1, 64, "HTTP: threads of the console / REST API server (libmicrohttpd thread pool)"},
+    {"http_tls", CT_STRING, OFF(http_tls), "off", 1, 8, "HTTP: on = HTTPS on http_listen with tls_cert/tls_key (or the generated self-signed certificate); off = plain HTTP (loopback or behind a TLS proxy)"},
+    {"http_session_idle", CT_DURATION, OFF(http_session_idle), "30m", 60, DAY, "HTTP: a console session ends after this long without a request"},
+    {"http_session_lifetime", CT_DURATION, OFF(http_session_lifetime), "12h", 300, 30 * DAY, "HTTP: a console session ends this long after login, whatever its activity"},
+    {"http_login_failures", CT_COUNT, OFF(http_login_failures), "5", 1, 1000, "HTTP: consecutive failed logins that lock an account"},
+    {"http_lockout", CT_DURATION, OFF(http_lockout), "15m", 1, DAY, "HTTP: how long a locked account refuses every login"},
 };
 
 #define CONFIG_N (sizeof config_table / sizeof config_table[0])
@@ -263,6 +269,10 @@ int config_load(const char *path, struct moat_config *cfg, char *err, size_t err
         snprintf(err, errsz, "%s: clamd_socket: %s", path, why);
         return -1;
     }
+    if (strcmp(cfg->http_tls, "on") != 0 && strcmp(cfg->http_tls, "off") != 0) {
+        snprintf(err, errsz, "%s: http_tls: must be on or off", path);
+        return -1;
+    }
     if ((cfg->tls_cert[0] == '\0') != (cfg->tls_key[0] == '\0')) {
         snprintf(err, errsz, "%s: tls_cert and tls_key must be set together", path);
         return -1;
@@ -278,7 +288,8 @@ fail:
 static bool needs_restart(const struct config_entry *e)
 {
     static const char *const fixed[] = {"smtp_threads",      "scan_workers",  "smtp_max_connections",
-                                        "scan_memory_limit", "clamd_timeout", "clamd_stream_max"};
+                                        "scan_memory_limit", "clamd_timeout", "clamd_stream_max",
+                                        "http_threads"};
     if (e->type == CT_STRING)
         return true;
     for (size_t i = 0; i < sizeof fixed / sizeof fixed[0]; i++)

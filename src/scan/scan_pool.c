@@ -34,6 +34,7 @@ struct scan_job {
     scan_done_fn done;
     void *arg;
     bool cancelled;
+    double submitted; /* core_monotonic() at submission: the latency metric */
 };
 
 struct scan_worker {
@@ -66,8 +67,10 @@ static void pool_dispatch(struct scan_pool *p);
 /* job_complete - run a job's callback (unless cancelled) and free it */
 static void job_complete(struct scan_job *j, const struct scan_result *res)
 {
-    if (!j->cancelled)
+    if (!j->cancelled) {
+        metric_scan_latency(core_monotonic() - j->submitted);
         j->done(j->arg, res);
+    }
     scan_request_clear(&j->req);
     free(j);
 }
@@ -282,6 +285,7 @@ int scan_pool_submit(struct scan_pool *p, const struct scan_request *req, scan_d
     j->done = done;
     j->arg = arg;
     j->ticket = ++p->next_ticket;
+    j->submitted = core_monotonic();
     j->req.id = j->ticket;
     if (p->tail)
         p->tail->next = j;

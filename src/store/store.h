@@ -271,6 +271,18 @@ char *store_tracking_timeline(struct store *st, const char *company_id, const ch
 /* store_tracking_purge - delete tracking older than before; count or -1 */
 long store_tracking_purge(struct store *st, double before);
 
+/* store_tracking_stats - the dashboard figures of a period as a JSON object
+ * (caller frees), or NULL on error: totals, recipients by status, threats by
+ * detection category, top senders / recipients / targeted recipients, and
+ * a series of about 24 buckets (store_stats.c). Scope as in search; domain
+ * (optional) keeps recipients of that domain only. */
+struct track_stats_query {
+    const char *company_id; /* NULL = every tenant */
+    const char *domain;     /* recipient domain, or NULL */
+    double since, until;
+};
+char *store_tracking_stats(struct store *st, const struct track_stats_query *q);
+
 /* ---------------------------------------------------------------- quarantine index */
 /* One quarantined copy: a message for one tenant and one recipient. The
  * bytes live in a file of quarantine/ (src/quarantine); this is its index
@@ -355,5 +367,115 @@ struct store_quarantine_stats {
 /* store_quarantine_stats - one entry per tenant with quarantined mail
  * (company_id NULL = all tenants) into *out (caller frees); count or -1 */
 long store_quarantine_stats(struct store *st, const char *company_id, struct store_quarantine_stats **out);
+
+/* ---------------------------------------------------------------- accounts (store_accounts.c) */
+/* Console / REST API accounts: operators (company_id "", every tenant) and
+ * tenant administrators, with a role. The store keeps only hashes of
+ * secrets: argon2id password strings (made by the caller), SHA-256 of
+ * session IDs, API tokens and recovery codes. scope: a company_id limits
+ * every lookup to that tenant (another tenant's object is "not found");
+ * NULL = operator scope. */
+#define STORE_EMAIL_MAX 254
+#define STORE_COMPANY_MAX 63
+#define STORE_PWHASH_MAX 127
+#define STORE_HASH_HEX 64 /* SHA-256, lower-case hex */
+struct store_account {
+    int64_t id;
+    char email[STORE_EMAIL_MAX + 1];        /* lower-cased */
+    char company_id[STORE_COMPANY_MAX + 1]; /* "" = operator */
+    bool full;                              /* role "full" (else "read-only") */
+    bool disabled;
+    char pwhash[STORE_PWHASH_MAX + 1];      /* crypto_pwhash_str */
+    char totp_secret[64];                   /* base32; "" = none; set but !totp_enabled = enrolment pending */
+    bool totp_enabled;
+    int64_t totp_last_step;                 /* last TOTP time step accepted (replay guard) */
+    unsigned failures;                      /* consecutive failed logins */
+    double locked_until, last_login, created;
+};
+/* store_account_add - a new account (a->id set); 0, 1 user error in err
+ * (address taken, no such tenant), -1 internal */
+int store_account_add(struct store *st, struct store_account *a, char *err, size_t errsz);
+/* store_account_get / _find - by id in scope / by e-mail (any tenant, for
+ * login): 0 found, 1 not found, -1 error */
+int store_account_get(struct store *st, const char *scope, int64_t id, struct store_account *out);
+int store_account_find(struct store *st, const char *email, struct store_account *out);
+/* store_account_list - every account in scope, by e-mail (caller frees *out); count or -1 */
+long store_account_list(struct store *st, const char *scope, struct store_account **out);
+/* store_account_update - write role, disabled, pwhash and the TOTP fields of a->id; 0 or -1 */
+int store_account_update(struct store *st, const struct store_account *a);
+/* store_account_delete - 0 deleted (sessions and recovery codes with it), 1 not found, -1 */
+int store_account_delete(struct store *st, const char *scope, int64_t id);
+/* store_account_login_failed - count a failure; at max_failures the account
+ * is locked until now + lockout (failures restart). 1 now locked, 0, -1 */
+int store_account_login_failed(struct store *st, int64_t id, double now, unsigned max_failures, double lockout);
+/* store_account_login_ok - failures reset, last_login = now; 0 or -1 */
+int store_account_login_ok(struct store *st, int64_t id, double now);
+/* store_account_totp_step - accept TOTP time step `step` only if later than
+ * the last one accepted (a code is never accepted twice): 0 accepted, 1 replay, -1 */
+int store_account_totp_step(struct store *st, int64_t id, int64_t step);
+/* recovery codes: store_recovery_set replaces them (hashes: n x 64 hex);
+ * store_recovery_use marks one used: 0 used now, 1 unknown or used before, -1;
+ * store_recovery_left counts the unused ones (or -1) */
+int store_recovery_set(struct store *st, int64_t id, const char (*hashes)[STORE_HASH_HEX + 1], size_t n);
+int store_recovery_use(struct store *st, int64_t id, const char *hash, double now);
+long store_recovery_left(struct store *st, int64_t id);
+
+struct store_session {
+    char id_hash[STORE_HASH_HEX + 1]; /* SHA-256 of the cookie value */
+    int64_t account_id;
+    char csrf[64];
+    double created, last_seen;
+};
+int store_session_add(struct store *st, const struct store_session *s, const char *client_ip);
+/* store_session_get - 0 found, 1 not, -1 */
+int store_session_get(struct store *st, const char *id_hash, struct store_session *out);
+int store_session_touch(struct store *st, const char *id_hash, double now);
+int store_session_delete(struct store *st, const char *id_hash);
+/* store_session_delete_account - every session of an account (password
+ * change, disable, delete); except_hash (may be NULL) is kept */
+int store_session_delete_account(struct store *st, int64_t account_id, const char *except_hash);
+/* store_session_purge - sessions idle since idle_before or created before created_before; count or -1 */
+long store_session_purge(struct store *st, double idle_before, double created_before);
+
+struct store_token {
+    int64_t id;
+    char hash[STORE_HASH_HEX + 1];
+    char name[65];
+    char company_id[STORE_COMPANY_MAX + 1]; /* "" = operator */
+    bool full, disabled;
+    double created, last_used;
+    char created_by[STORE_EMAIL_MAX + 16];
+};
+/* store_token_add - t->id set; 0, 1 user error in err (no such tenant), -1 */
+int store_token_add(struct store *st, struct store_token *t, char *err, size_t errsz);
+int store_token_find(struct store *st, const char *hash, struct store_token *out);
+long store_token_list(struct store *st, const char *scope, struct store_token **out);
+/* store_token_set_disabled / _delete - 0 done, 1 not found (in scope), -1 */
+int store_token_set_disabled(struct store *st, const char *scope, int64_t id, bool disabled);
+int store_token_delete(struct store *st, const char *scope, int64_t id);
+int store_token_touch(struct store *st, int64_t id, double now);
+
+/* store_tenant_exists - 1 yes, 0 no, -1 error */
+int store_tenant_exists(struct store *st, const char *company_id);
+/* store_tenant_list - company IDs (caller frees each and the array); count or -1 */
+long store_tenant_list(struct store *st, char ***out);
+/* tenant security settings: TOTP required for its administrators */
+int store_tenant_totp_required(struct store *st, const char *company_id); /* 1, 0, -1 */
+int store_tenant_set_totp_required(struct store *st, const char *company_id, bool required);
+
+/* ---------------------------------------------------------------- audit log */
+/* store_audit_add - one row (who, what, which tenant, details) in its own transaction; 0 or -1 */
+int store_audit_add(struct store *st, const char *actor, const char *action, const char *company_id,
+                    const char *detail);
+struct store_audit_entry {
+    int64_t id;
+    double time;
+    char *actor, *action, *company_id, *detail; /* company_id / detail may be NULL */
+};
+/* store_audit_list - newest first, in scope (a tenant sees its own rows),
+ * since/until 0 = open, limit 0 = 1000; caller frees with store_audit_free */
+long store_audit_list(struct store *st, const char *scope, double since, double until, size_t limit,
+                      struct store_audit_entry **out);
+void store_audit_free(struct store_audit_entry *e, long n);
 
 #endif

@@ -13,7 +13,7 @@
 
 #include "store/store.h"
 
-#define STORE_STMT_CACHE 64
+#define STORE_STMT_CACHE 256
 #define STORE_BUSY_TIMEOUT_MS 10000
 
 struct store_cached_stmt {

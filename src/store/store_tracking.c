@@ -522,6 +522,7 @@ void tracker_message(struct tracker *t, const struct track_message *m)
 {
     if (!t || !m)
         return;
+    metric_message(m->direction, m->action, m->scan, m->reason);
     struct trec *r = xcalloc(1, sizeof *r);
     r->kind = TREC_MESSAGE;
     r->time = m->time > 0 ? m->time : core_now();
@@ -557,6 +558,7 @@ void tracker_recipient(struct tracker *t, const struct track_recipient *rc)
 {
     if (!t || !rc || !rc->rcpt)
         return;
+    metric_delivery(rc->status);
     struct trec *r = xcalloc(1, sizeof *r);
     r->kind = TREC_RECIPIENT;
     r->time = rc->time > 0 ? rc->time : core_now();
