@@ -20,9 +20,7 @@
 struct http_deps {
     const struct moat_config *cfg;  /* borrowed; numeric keys may change on SIGHUP */
     struct tracker *tracker;        /* for quarantine releases and the dropped-records metric */
-    struct queue_mgr *queue;        /* quarantine releases inject here */
-    quarantine_after_fn after_quarantine; /* the policy engine's hook, or NULL */
-    void *after_arg;
+    struct queue_mgr *queue;        /* quarantine releases inject here (after quarantine_policy_after) */
 };
 
 struct http_server;

@@ -7,7 +7,8 @@
  *   GET    /api/v1/quarantine?rcpt=&since=&until=&limit=
  *   GET    /api/v1/quarantine/{id}           the index row; ?content=1 adds the header
  *                                            block and the start of the message as text
- *   POST   /api/v1/quarantine/{id}/release   through the policy hook and the queue
+ *   POST   /api/v1/quarantine/{id}/release   the rules after quarantine (quarantine_policy_after),
+ *                                            then the queue
  *   DELETE /api/v1/quarantine/{id}
  *   GET    /api/v1/queue                     the node's delivery queue
  *
@@ -365,9 +366,11 @@ void http_api_quarantine_release(struct http_request *r)
     char company[STORE_COMPANY_MAX + 1];
     core_strlcpy(company, it.company_id ? it.company_id : "", sizeof company);
     store_quarantine_item_free(&it);
+    /* the rules that follow quarantine run on this request's store connection */
+    struct quarantine_policy qp = {.st = r->slot->st, .q = r->slot->qr};
     struct quarantine_release_opts o = {
-        .after_quarantine = r->srv->d.after_quarantine,
-        .after_arg = r->srv->d.after_arg,
+        .after_quarantine = quarantine_policy_after,
+        .after_arg = &qp,
         .inject = inject_mgr,
         .inject_arg = r->srv->d.queue,
         .tracker = r->srv->d.tracker,

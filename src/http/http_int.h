@@ -212,6 +212,10 @@ void http_api_quarantine_get(struct http_request *r);
 void http_api_quarantine_release(struct http_request *r);
 void http_api_quarantine_delete(struct http_request *r);
 void http_api_queue_list(struct http_request *r);
+/* http_api_domains.c */
+void http_api_domains_list(struct http_request *r);
+void http_api_domains_add(struct http_request *r);
+void http_api_domain_verify(struct http_request *r);
 /* http_metrics.c */
 void http_api_healthz(struct http_request *r);
 void http_api_metrics(struct http_request *r);

@@ -133,6 +133,19 @@ def test_tracking_and_stats(env2):
     assert s.body["bucket_seconds"] == 300
     assert a.get("/api/v1/stats?domain=bad/domain").status == 400
     assert a.get("/api/v1/stats?since=now&until=1h").status == 400
+    # a detection counts as a threat, by type, and its recipient as targeted
+    gtube = make_message(subject="spam", body="XJS*C4JDBQADN1.NSBN3*2IDNEN*GTUBE-STANDARD-ANTI-UBE-TEST-EMAIL*C.34X",
+                         to="carol@protected.test")
+    env2.send_ok("carol@protected.test", gtube)
+
+    def spam_counted():
+        b = a.get("/api/v1/stats?since=1h").body
+        return any(t["type"] == "spam" for t in b["threats_by_type"]) and b
+    st = wait_until(spam_counted, 15, msg="the GTUBE message counted as a spam threat")
+    assert st["totals"]["threats"] >= 1
+    assert any(t["rcpt"] == "carol@protected.test" for t in st["top_targeted_recipients"])
+    assert all(t["rcpt"] != "alice@protected.test" for t in st["top_targeted_recipients"])
+    assert sum(p["threats"] for p in st["series"]) == st["totals"]["threats"]
     # beta sees none of it
     b = session(env2, "admin@beta.test")
     assert b.get("/api/v1/stats?since=1h").body["totals"]["messages"] == 0
