@@ -1,7 +1,7 @@
 /*
  * http_api_mail.c - the mail a tenant can see:
  *
- *   GET    /api/v1/tracking?since=&until=&rcpt=&sender=&action=&subject=&qid=&limit=
+ *   GET    /api/v1/tracking?since=&until=&rcpt=&sender=&action=&subject=&qid=&limit=&format=csv
  *   GET    /api/v1/tracking/{qid}            the recipients' rows and the timeline
  *   GET    /api/v1/stats?domain=&since=&until=   the dashboard figures
  *   GET    /api/v1/quarantine?rcpt=&since=&until=&limit=
@@ -68,6 +68,47 @@ static int text_arg(struct http_request *r, const char *name, size_t max, const 
     return 0;
 }
 
+/* csv_field - one CSV field: quoted when needed, and a leading = + - @ made
+ * inert with a quote (a spreadsheet would run it as a formula) */
+static void csv_field(struct buf *b, const char *v, bool last)
+{
+    if (!v)
+        v = "";
+    bool quote = strpbrk(v, ",\"\r\n") != NULL || (v[0] && strchr("=+-@", v[0]) != NULL);
+    if (quote)
+        buf_append_str(b, "\"");
+    if (v[0] && strchr("=+-@", v[0]))
+        buf_append_str(b, "'");
+    for (const char *p = v; *p; p++)
+        buf_append(b, *p == '"' ? "\"\"" : p, *p == '"' ? 2 : 1);
+    if (quote)
+        buf_append_str(b, "\"");
+    buf_append_str(b, last ? "\r\n" : ",");
+}
+
+/* tracking_csv - the rows as CSV (RFC 4180, UTF-8) */
+static void tracking_csv(struct http_request *r, const struct track_row *rows, long n)
+{
+    struct buf b;
+    buf_init(&b, (size_t)256 * 1024 * 1024);
+    buf_append_str(&b, "time,qid,sender,recipient,action,status,subject,client_ip,server,reply,tls,delivery_tls,"
+                       "message_id,size\r\n");
+    for (long i = 0; i < n; i++) {
+        const struct track_row *t = &rows[i];
+        char when[40], size[24];
+        json_t *iso = http_iso(t->time);
+        core_strlcpy(when, json_is_string(iso) ? json_string_value(iso) : "", sizeof when);
+        json_decref(iso);
+        snprintf(size, sizeof size, "%llu", (unsigned long long)t->size);
+        const char *f[] = {when,      t->qid,    t->sender, t->rcpt,  t->action, t->status,       t->subject,
+                           t->client_ip, t->server, t->reply,  t->tls,   t->delivery_tls, t->message_id, size};
+        for (size_t k = 0; k < sizeof f / sizeof f[0]; k++)
+            csv_field(&b, f[k], k + 1 == sizeof f / sizeof f[0]);
+    }
+    buf_cstr(&b);
+    http_reply_text(r, 200, "text/csv; charset=utf-8", b.ptr, b.len);
+}
+
 void http_api_tracking_search(struct http_request *r)
 {
     bool bad;
@@ -84,10 +125,23 @@ void http_api_tracking_search(struct http_request *r)
         text_arg(r, "subject", 256, &q.subject) < 0 || text_arg(r, "qid", CORE_QID_LEN, &q.qid) < 0)
         return;
     q.limit = limit ? limit : 100;
+    const char *format = NULL;
+    if (text_arg(r, "format", 8, &format) < 0)
+        return;
+    bool csv = format && strcmp(format, "csv") == 0;
+    if (format && !csv && strcmp(format, "json") != 0) {
+        http_error(r, 400, "format: json or csv");
+        return;
+    }
     struct track_row *rows;
     long n = store_tracking_search(r->slot->st, &q, &rows);
     if (n < 0) {
         http_error(r, 500, "internal error");
+        return;
+    }
+    if (csv) {
+        tracking_csv(r, rows, n);
+        store_tracking_rows_free(rows, n);
         return;
     }
     json_t *list = json_array();

@@ -216,6 +216,10 @@ void http_api_queue_list(struct http_request *r);
 void http_api_domains_list(struct http_request *r);
 void http_api_domains_add(struct http_request *r);
 void http_api_domain_verify(struct http_request *r);
+/* http_api_tenants.c */
+void http_api_tenants_list(struct http_request *r);
+void http_api_tenants_add(struct http_request *r);
+void http_api_company_id(struct http_request *r);
 /* http_metrics.c */
 void http_api_healthz(struct http_request *r);
 void http_api_metrics(struct http_request *r);

@@ -64,3 +64,29 @@ def test_domains_add_and_verify(make_env, dns):
                msg="the activation mail")
     audit = a.get("/api/v1/audit").body["entries"]
     assert any(e["action"] == "domain.add" for e in audit)
+
+
+def test_tenants_for_operators(make_env):
+    env = make_env(doc=lambda ds: {"tenants": []})
+    m = env.moat
+    m.ctl("tenant", "add", "acme", "--admin-email", "admin@acme.example")
+    add_account(m, "op@moat.test", tenant=None)
+    add_account(m, "admin@acme.test")
+    op = Api(m.http_port)
+    op.login("op@moat.test")
+    assert op.get("/api/v1/company-ids/acme").body == {"company_id": "acme", "available": False,
+                                                       "reason": "already taken"}
+    assert op.get("/api/v1/company-ids/ab").body["available"] is False
+    assert op.get("/api/v1/company-ids/new-co").body == {"company_id": "new-co", "available": True}
+    r = op.post("/api/v1/tenants", {"company_id": "new-co", "name": "New Co", "admin_email": "it@new.example"})
+    assert r.status == 201, r.body
+    assert op.post("/api/v1/tenants", {"company_id": "NEW-CO"}).status == 409
+    assert op.post("/api/v1/tenants", {"company_id": "a_b"}).status == 400
+    assert [t["company_id"] for t in op.get("/api/v1/tenants").body["tenants"]] == ["acme", "new-co"]
+    doc = op.get("/api/v1/config?tenant=new-co").body["tenants"][0]
+    assert {p["name"] for p in doc["policies"]} >= {"Virus", "Spam or Phish"}
+    a = Api(m.http_port)
+    a.login("admin@acme.test")
+    assert a.get("/api/v1/tenants").status == 403
+    assert a.get("/api/v1/company-ids/new-co").status == 403
+    assert a.post("/api/v1/tenants", {"company_id": "x-co"}).status == 403

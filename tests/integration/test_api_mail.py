@@ -249,3 +249,21 @@ def test_tenant_isolation(env2, tmp_path):
     assert r.status == 201 and r.body["tenant"] == "beta"
     assert op.post("/api/v1/accounts", {"email": "x@nosuch.test", "password": PASSWORD,
                                          "tenant": "nosuch"}).status == 404
+
+
+def test_tracking_csv(env2):
+    subject = "=HYPERLINK(\"http://evil.example\"), \"quoted\""
+    msg = make_message(subject=subject, to="dave@protected.test")
+    qid = env2.send_ok("dave@protected.test", msg)
+    a = session(env2, "admin@acme.test")
+    wait_until(lambda: a.get("/api/v1/tracking/" + qid).status == 200, 15, msg="tracked")
+    r = a.get("/api/v1/tracking?rcpt=dave@protected.test&format=csv")
+    assert r.status == 200 and r.headers["content-type"].startswith("text/csv")
+    import csv
+    import io
+    rows = list(csv.reader(io.StringIO(r.body)))
+    assert rows[0][:4] == ["time", "qid", "sender", "recipient"]
+    row = [x for x in rows[1:] if x[1] == qid][0]
+    assert row[2] == "bob@example.net" and row[3] == "dave@protected.test"
+    assert row[6] == "'" + subject          # a formula is made inert, the text kept
+    assert a.get("/api/v1/tracking?format=xml").status == 400
