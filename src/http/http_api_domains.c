@@ -6,7 +6,8 @@
  *                                        the TXT / MX records that prove ownership
  *   POST /api/v1/domains                 {"name", "server"?, "tenant"?} add one (needs
  *                                        configuration until verified)
- *   POST /api/v1/domains/{name}/verify   check the DNS now, exactly `moatctl domain verify`
+ *   POST /api/v1/domains/{name}/verify   check the DNS now: dns_check_verify_now, exactly
+ *                                        `moatctl domain verify`
  *
  * Everything is store_* and dns_* (docs/dns.md): the same functions as
  * moatctl; a new verification activates the default rules (first domain),
@@ -178,52 +179,40 @@ void http_api_domain_verify(struct http_request *r)
         return;
     struct store_domain_claim *c;
     size_t n;
-    if (!one_claim(r, scope, r->args[0], &c, &n))
+    if (!one_claim(r, scope, r->args[0], &c, &n)) /* another tenant's: 404 like a missing one */
         return;
-    struct store_domain_claim *me = &c[0];
-    const struct moat_config *cfg = r->srv->d.cfg;
-    char mx[300];
-    struct dns_verify_result res;
-    memset(&res, 0, sizeof res);
-    if (dns_mx_host(me->company_id, cfg->service_domain, mx, sizeof mx) < 0 ||
-        dns_verify_sync(cfg->dns_server, (unsigned)cfg->dns_timeout_ms, (unsigned)cfg->dns_tries, me->domain,
-                        me->token, mx, &res) < 0) {
-        store_domain_claims_free(c, n);
-        http_error(r, 503, "the DNS check could not run: %s", res.reason);
-        return;
-    }
+    char company[64], domain[256];
+    core_strlcpy(company, c[0].company_id, sizeof company);
+    core_strlcpy(domain, c[0].domain, sizeof domain);
+    store_domain_claims_free(c, n);
     char actor[STORE_EMAIL_MAX + 160];
     snprintf(actor, sizeof actor, "%s (api %s)", r->who.actor, r->client_ip);
-    struct dns_check_ctx x = {.cfg = cfg,
+    struct dns_check_ctx x = {.cfg = r->srv->d.cfg,
                               .st = r->slot->st,
                               .inject = r->srv->d.queue ? inject_mgr : NULL,
                               .inject_arg = r->srv->d.queue,
                               .actor = actor};
-    int change = 0;
-    bool first = false;
-    if (dns_check_apply(&x, me, &res, &change, &first) < 0) {
-        store_domain_claims_free(c, n);
-        http_error(r, 500, "internal error");
+    struct dns_check_report rep;
+    memset(&rep, 0, sizeof rep);
+    int rc = dns_check_verify_now(&x, domain, company, &rep);
+    if (rc != 0) {
+        if (rc > 0)
+            http_not_found(r);
+        else
+            http_error(r, 503, "the DNS check could not run: %s", rep.reason);
         return;
     }
-    bool verified = me->verified || (res.outcome == DNS_VERIFY_OK && change == STORE_CHANGE_VERIFIED);
-    char reason[600];
-    if (change == STORE_CHANGE_TAKEN)
-        snprintf(reason, sizeof reason, "%s is already verified by another tenant", me->domain);
-    else
-        core_strlcpy(reason, res.reason, sizeof reason);
     json_t *o = json_object();
-    json_object_set_new(o, "name", json_string(me->domain));
-    json_object_set_new(o, "tenant", json_string(me->company_id));
-    json_object_set_new(o, "status", json_string(verified ? "complete" : "needs_configuration"));
-    json_object_set_new(o, "verified", json_boolean(verified));
-    json_object_set_new(o, "result", json_string(res.outcome == DNS_VERIFY_OK     ? "ok"
-                                                 : res.outcome == DNS_VERIFY_FAIL ? "not_found"
-                                                                                  : "temporary_failure"));
-    json_object_set_new(o, "reason", json_string(reason));
-    json_object_set_new(o, "via", res.method ? json_string(res.method) : json_null());
-    if (change == STORE_CHANGE_VERIFIED)
-        json_object_set_new(o, "default_rules_activated", json_boolean(first));
-    store_domain_claims_free(c, n);
+    json_object_set_new(o, "name", json_string(rep.domain));
+    json_object_set_new(o, "tenant", json_string(rep.company_id));
+    json_object_set_new(o, "status", json_string(rep.verified ? "complete" : "needs_configuration"));
+    json_object_set_new(o, "verified", json_boolean(rep.verified));
+    json_object_set_new(o, "result", json_string(rep.res.outcome == DNS_VERIFY_OK     ? "ok"
+                                                 : rep.res.outcome == DNS_VERIFY_FAIL ? "not_found"
+                                                                                      : "temporary_failure"));
+    json_object_set_new(o, "reason", json_string(rep.reason));
+    json_object_set_new(o, "via", rep.res.method ? json_string(rep.res.method) : json_null());
+    if (rep.change == STORE_CHANGE_VERIFIED)
+        json_object_set_new(o, "default_rules_activated", json_boolean(rep.first));
     http_reply_json(r, 200, o);
 }

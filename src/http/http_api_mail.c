@@ -10,6 +10,7 @@
  *   POST   /api/v1/quarantine/{id}/release   the rules after quarantine (quarantine_policy_after),
  *                                            then the queue
  *   DELETE /api/v1/quarantine/{id}
+ *   POST   /api/v1/quarantine/bulk           {"action": "release"|"delete", "ids": [...]} (at most 1,000)
  *   GET    /api/v1/queue                     the node's delivery queue
  *
  * Tenant isolation: every query takes the request's scope (http_scope: a
@@ -392,6 +393,23 @@ static int inject_mgr(void *arg, const char *data, size_t len, struct queue_enve
     return queue_mgr_inject(arg, data, len, env);
 }
 
+/* one_release - release id in scope: the rules that follow quarantine run
+ * on this request's store connection, then the queue; new_qid on success */
+static enum quarantine_status one_release(struct http_request *r, const char *scope, const char *id,
+                                          char new_qid[CORE_QID_LEN + 1], char *err, size_t errsz)
+{
+    struct quarantine_policy qp = {.st = r->slot->st, .q = r->slot->qr};
+    struct quarantine_release_opts o = {
+        .after_quarantine = quarantine_policy_after,
+        .after_arg = &qp,
+        .inject = inject_mgr,
+        .inject_arg = r->srv->d.queue,
+        .tracker = r->srv->d.tracker,
+        .actor = r->who.actor,
+    };
+    return quarantine_release(r->slot->qr, scope, id, &o, new_qid, err, errsz);
+}
+
 void http_api_quarantine_release(struct http_request *r)
 {
     bool bad;
@@ -420,18 +438,8 @@ void http_api_quarantine_release(struct http_request *r)
     char company[STORE_COMPANY_MAX + 1];
     core_strlcpy(company, it.company_id ? it.company_id : "", sizeof company);
     store_quarantine_item_free(&it);
-    /* the rules that follow quarantine run on this request's store connection */
-    struct quarantine_policy qp = {.st = r->slot->st, .q = r->slot->qr};
-    struct quarantine_release_opts o = {
-        .after_quarantine = quarantine_policy_after,
-        .after_arg = &qp,
-        .inject = inject_mgr,
-        .inject_arg = r->srv->d.queue,
-        .tracker = r->srv->d.tracker,
-        .actor = r->who.actor,
-    };
     char new_qid[CORE_QID_LEN + 1] = "", err[300] = "";
-    enum quarantine_status s = quarantine_release(r->slot->qr, scope, id, &o, new_qid, err, sizeof err);
+    enum quarantine_status s = one_release(r, scope, id, new_qid, err, sizeof err);
     if (s != QUARANTINE_OK) {
         status_reply(r, s, err);
         return;
@@ -473,6 +481,63 @@ void http_api_quarantine_delete(struct http_request *r)
     }
     http_audit(r, "quarantine.delete", company, "%s", id);
     http_reply_json(r, 200, json_pack("{s:s}", "deleted", id));
+}
+
+void http_api_quarantine_bulk(struct http_request *r)
+{
+    bool bad;
+    const char *scope = http_scope(r, &bad);
+    if (bad)
+        return;
+    json_t *b = http_body_object(r);
+    if (!b)
+        return;
+    static const char *const keys[] = {"action", "ids", NULL};
+    const char *action = NULL;
+    json_t *ids = json_object_get(b, "ids");
+    if (http_json_only(r, b, keys) < 0 || http_json_str(r, b, "action", 16, &action) < 0)
+        goto out;
+    bool release = action && strcmp(action, "release") == 0;
+    if (!action || (!release && strcmp(action, "delete") != 0)) {
+        http_error(r, 400, "action: release or delete");
+        goto out;
+    }
+    if (!json_is_array(ids) || json_array_size(ids) == 0 || json_array_size(ids) > HTTP_BULK_MAX) {
+        http_error(r, 400, "ids: an array of 1..%d quarantine IDs", HTTP_BULK_MAX);
+        goto out;
+    }
+    if (release && !r->srv->d.queue) {
+        http_error(r, 503, "the delivery queue is not available");
+        goto out;
+    }
+    json_t *results = json_array();
+    size_t i, done = 0;
+    json_t *v;
+    json_array_foreach(ids, i, v) {
+        const char *id = json_string_value(v);
+        json_t *one = json_object();
+        json_object_set_new(one, "id", id && strlen(id) <= 64 ? json_string(id) : json_null());
+        char new_qid[CORE_QID_LEN + 1] = "", err[300] = "";
+        enum quarantine_status s = QUARANTINE_NOT_FOUND;
+        if (id && quarantine_id_valid(id))
+            s = release ? one_release(r, scope, id, new_qid, err, sizeof err)
+                        : quarantine_delete(r->slot->qr, scope, id, err, sizeof err);
+        json_object_set_new(one, "result", json_string(s == QUARANTINE_OK ? (release ? "released" : "deleted")
+                                                       : s == QUARANTINE_NOT_FOUND || s == QUARANTINE_INVALID
+                                                           ? "not found"
+                                                           : quarantine_status_text(s)));
+        if (s == QUARANTINE_OK && release)
+            json_object_set_new(one, "qid", new_qid[0] ? json_string(new_qid) : json_null());
+        if (s == QUARANTINE_OK) {
+            done++;
+            http_audit(r, release ? "quarantine.release" : "quarantine.delete", scope ? scope : "", "%s%s%s", id,
+                       release ? " -> " : "", release ? (new_qid[0] ? new_qid : "(stopped by a later rule)") : "");
+        }
+        json_array_append_new(results, one);
+    }
+    http_reply_json(r, 200, json_pack("{s:o,s:I}", "results", results, "done", (json_int_t)done));
+out:
+    json_decref(b);
 }
 
 /* ---------------------------------------------------------------- queue */

@@ -26,6 +26,7 @@
 #define HTTP_PASSWORD_MAX 256
 #define HTTP_ARG_MAX 512                           /* a query-string value */
 #define HTTP_LIST_MAX 10000                        /* rows in one listing */
+#define HTTP_BULK_MAX 1000                         /* objects in one bulk request */
 #define HTTP_SESSION_COOKIE "moat_session"
 #define HTTP_SESSION_ID_LEN 43                     /* 32 random bytes, base64url without padding */
 #define HTTP_TOKEN_PREFIX "moat_"
@@ -211,6 +212,7 @@ void http_api_quarantine_list(struct http_request *r);
 void http_api_quarantine_get(struct http_request *r);
 void http_api_quarantine_release(struct http_request *r);
 void http_api_quarantine_delete(struct http_request *r);
+void http_api_quarantine_bulk(struct http_request *r);
 void http_api_queue_list(struct http_request *r);
 /* http_api_domains.c */
 void http_api_domains_list(struct http_request *r);

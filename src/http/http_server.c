@@ -80,6 +80,7 @@ static const struct http_route routes[] = {
     {"GET", "/api/v1/tracking/{}", 0, http_api_tracking_get},
     {"GET", "/api/v1/stats", 0, http_api_stats},
     {"GET", "/api/v1/quarantine", 0, http_api_quarantine_list},
+    {"POST", "/api/v1/quarantine/bulk", R_WRITE, http_api_quarantine_bulk},
     {"GET", "/api/v1/quarantine/{}", 0, http_api_quarantine_get},
     {"POST", "/api/v1/quarantine/{}/release", R_WRITE, http_api_quarantine_release},
     {"DELETE", "/api/v1/quarantine/{}", R_WRITE, http_api_quarantine_delete},

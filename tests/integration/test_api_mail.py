@@ -267,3 +267,22 @@ def test_tracking_csv(env2):
     assert row[2] == "bob@example.net" and row[3] == "dave@protected.test"
     assert row[6] == "'" + subject          # a formula is made inert, the text kept
     assert a.get("/api/v1/tracking?format=xml").status == 400
+
+
+def test_quarantine_bulk(env2, tmp_path):
+    ids = [put_quarantine(env2, tmp_path, "acme", "bulk%d@protected.test" % i) for i in range(3)]
+    theirs = put_quarantine(env2, tmp_path, "beta", "erin@beta.test")
+    a = session(env2, "admin@acme.test")
+    before = len(env2.downstream.received())
+    r = a.post("/api/v1/quarantine/bulk", {"action": "release", "ids": ids[:2] + [theirs, "nonsense"]})
+    assert r.status == 200 and r.body["done"] == 2, r.body
+    res = {x["id"]: x["result"] for x in r.body["results"]}
+    assert res == {ids[0]: "released", ids[1]: "released", theirs: "not found", "nonsense": "not found"}
+    wait_until(lambda: len(env2.downstream.received()) >= before + 2, 15, msg="two released copies delivered")
+    r = a.post("/api/v1/quarantine/bulk", {"action": "delete", "ids": ids})
+    assert [x["result"] for x in r.body["results"]] == ["deleted", "deleted", "deleted"]
+    assert a.post("/api/v1/quarantine/bulk", {"action": "purge", "ids": ids}).status == 400
+    assert a.post("/api/v1/quarantine/bulk", {"action": "delete", "ids": []}).status == 400
+    assert a.post("/api/v1/quarantine/bulk", {"action": "delete", "ids": ["0" * 32] * 1001}).status == 400
+    b = session(env2, "admin@beta.test")
+    assert b.get("/api/v1/quarantine/" + theirs).status == 200      # untouched
