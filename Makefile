@@ -38,7 +38,7 @@ unit:
 	UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 meson test -C $(TBUILD) --print-errorlogs
 
 integration:
-	MOAT_BUILD=$(CURDIR)/$(TBUILD) $(PY) -m pytest -q -p no:cacheprovider tests/integration
+	MOAT_BUILD=$(CURDIR)/$(TBUILD) $(PY) -m pytest -q -rs -p no:cacheprovider tests/integration
 
 $(RBUILD)/build.ninja:
 	meson setup $(RBUILD) --buildtype=release

@@ -33,6 +33,11 @@
 #define HTTP_RECOVERY_CODES 10
 #define HTTP_THROTTLE_FAILURES 20                  /* failed logins per client address ... */
 #define HTTP_THROTTLE_WINDOW 300.0                 /* ... within this many seconds, then 429 */
+/* Content-Security-Policy of the console's files (docs/console.md) and of every other reply */
+#define HTTP_CONSOLE_CSP                                                                                  \
+    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; " \
+    "frame-src 'self'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
+#define HTTP_API_CSP "default-src 'none'; frame-ancestors 'none'"
 
 /* ---------------------------------------------------------------- http_parse.c (pure, fuzzed) */
 /* http_cookie_get - the value of cookie `name` in a Cookie header (first
@@ -133,6 +138,9 @@ struct http_request {
     char *out; /* body (malloc), or NULL */
     size_t outlen;
     const char *content_type;
+    const char *cache_control; /* NULL: no-store */
+    const char *csp;           /* Content-Security-Policy; NULL: HTTP_API_CSP */
+    char etag[64];             /* "" for none */
     char set_cookie[512];
     char retry_after[16];
 };
@@ -222,6 +230,8 @@ void http_api_domain_verify(struct http_request *r);
 void http_api_tenants_list(struct http_request *r);
 void http_api_tenants_add(struct http_request *r);
 void http_api_company_id(struct http_request *r);
+/* http_static.c: the console's files; 1 when r->path is one of them (replied), else 0 */
+int http_static_serve(struct http_request *r);
 /* http_metrics.c */
 void http_api_healthz(struct http_request *r);
 void http_api_metrics(struct http_request *r);

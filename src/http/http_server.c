@@ -8,6 +8,7 @@
  *   http_reply_* / http_error    set the reply (JSON unless said otherwise)
  *   http_arg* / http_body_*      bounded access to query strings and bodies
  *   http_scope / http_audit      the request's tenant; audit rows
+ *   (no route matched: the console's files, http_static.c)
  *
  * A request: headers arrive (first call: the request is created, the body
  * limit checked against Content-Length), the body is collected up to its
@@ -17,8 +18,9 @@
  * during forced TOTP enrolment) and the handler runs with a store
  * connection of its own from the pool (one per pool thread).
  *
- * Security notes: every reply carries Cache-Control: no-store and
- * X-Content-Type-Options: nosniff; request bodies must be JSON
+ * Security notes: every reply carries Cache-Control: no-store (the
+ * console's files: no-cache with an ETag, http_static.c), a
+ * Content-Security-Policy and X-Content-Type-Options: nosniff; request bodies must be JSON
  * (Content-Type: application/json: a cross-site form cannot post one);
  * the connection limits, timeouts and header memory are libmicrohttpd's
  * (bounded below); paths over 511 bytes answer 414.
@@ -370,6 +372,8 @@ static void dispatch(struct http_request *r)
         }
     }
     if (!rt) {
+        if (!path_known && http_static_serve(r))
+            return;
         if (path_known)
             http_error(r, 405, "method not allowed");
         else
@@ -435,7 +439,10 @@ static enum MHD_Result send_reply(struct http_request *r)
     if (!resp)
         return MHD_NO;
     MHD_add_response_header(resp, "Content-Type", r->content_type ? r->content_type : "application/json");
-    MHD_add_response_header(resp, "Cache-Control", "no-store");
+    MHD_add_response_header(resp, "Cache-Control", r->cache_control ? r->cache_control : "no-store");
+    MHD_add_response_header(resp, "Content-Security-Policy", r->csp ? r->csp : HTTP_API_CSP);
+    if (r->etag[0])
+        MHD_add_response_header(resp, "ETag", r->etag);
     MHD_add_response_header(resp, "X-Content-Type-Options", "nosniff");
     MHD_add_response_header(resp, "X-Frame-Options", "DENY");
     MHD_add_response_header(resp, "Referrer-Policy", "no-referrer");

@@ -1,0 +1,150 @@
+/*
+ * mime.js - the safe preview of a quarantined message: a small MIME reader
+ * (header unfolding, RFC 2047 words, multipart, base64 / quoted-printable,
+ * charsets through TextDecoder: ISO-2022-JP, Shift_JIS, EUC-JP, UTF-8 ...)
+ * and an HTML sanitiser. The preview never renders the message's HTML in
+ * the console's page: Moat.sanitizeHtml parses it in an inert document
+ * (DOMParser: nothing loads, nothing runs), keeps an allow-list of plain
+ * formatting elements without any attribute that could fetch or run
+ * anything (no src, href, style, on*), and the result is shown in an
+ * <iframe sandbox> (no scripts, no same origin) under the console's CSP
+ * (images only from data: URLs - and those were removed with <img>).
+ */
+'use strict';
+(function (M) {
+  const MAX_DEPTH = 12, MAX_PARTS = 200;
+
+  function unfold(text) { return text.replace(/\r?\n[ \t]+/g, ' '); }
+
+  M.parseHeaders = function (text) {
+    const out = [];
+    for (const line of unfold(text).split(/\r?\n/)) {
+      const i = line.indexOf(':');
+      if (i > 0) out.push([line.slice(0, i).trim(), line.slice(i + 1).trim()]);
+    }
+    return out;
+  };
+  function header(hs, name) {
+    name = name.toLowerCase();
+    const f = hs.find(([n]) => n.toLowerCase() === name);
+    return f ? f[1] : '';
+  }
+  function param(value, name) {
+    const m = new RegExp(';\\s*' + name + '\\s*=\\s*(?:"([^"]*)"|([^;\\s]*))', 'i').exec(value || '');
+    return m ? (m[1] !== undefined ? m[1] : m[2]) : '';
+  }
+
+  function bytesFromBinaryString(s) {
+    const b = new Uint8Array(s.length);
+    for (let i = 0; i < s.length; i++) b[i] = s.charCodeAt(i) & 0xff;
+    return b;
+  }
+  function b64(s) {
+    try { return bytesFromBinaryString(atob(s.replace(/[^A-Za-z0-9+/]/g, ''))); } catch (e) { return new Uint8Array(0); }
+  }
+  function qp(s, header) {
+    if (header) s = s.replace(/_/g, ' ');
+    s = s.replace(/=\r?\n/g, '');
+    const out = [];
+    for (let i = 0; i < s.length; i++) {
+      const c = s.charCodeAt(i);
+      if (s[i] === '=' && /^[0-9A-Fa-f]{2}$/.test(s.substr(i + 1, 2))) { out.push(parseInt(s.substr(i + 1, 2), 16)); i += 2; }
+      else if (c < 0x80) out.push(c);
+      else for (const x of new TextEncoder().encode(s[i])) out.push(x);
+    }
+    return new Uint8Array(out);
+  }
+  function decode(bytes, charset) {
+    let cs = (charset || 'utf-8').toLowerCase();
+    if (cs === 'us-ascii' || cs === 'ascii') cs = 'utf-8';
+    try { return new TextDecoder(cs).decode(bytes); } catch (e) { return new TextDecoder('utf-8').decode(bytes); }
+  }
+  // decodeWords - RFC 2047 encoded words in a header value
+  M.decodeWords = function (v) {
+    return (v || '').replace(/=\?([^?]+)\?([BbQq])\?([^?]*)\?=(\s+(?==\?))?/g, (all, cs, enc, text) =>
+      decode(enc.toUpperCase() === 'B' ? b64(text) : qp(text, true), cs.replace(/\*.*$/, '')));
+  };
+
+  function splitPart(raw) {
+    const m = /\r?\n\r?\n/.exec(raw);
+    if (!m) return [raw, ''];
+    return [raw.slice(0, m.index), raw.slice(m.index + m[0].length)];
+  }
+
+  function walk(hs, body, depth, out) {
+    if (out.length >= MAX_PARTS) return;
+    const ct = header(hs, 'content-type') || 'text/plain';
+    const type = ct.split(';')[0].trim().toLowerCase();
+    if (type.startsWith('multipart/') && depth < MAX_DEPTH) {
+      const boundary = param(ct, 'boundary');
+      if (boundary) {
+        const chunks = body.split(new RegExp('^--' + boundary.replace(/[.*+?^${}()|[\]\\]/g, '\\$&') + '(?:--)?[ \\t]*\\r?$', 'm'));
+        const closed = body.indexOf('--' + boundary + '--') >= 0; // else truncated: the last chunk is a part
+        for (const c of closed ? chunks.slice(1, -1) : chunks.slice(1)) {
+          const [ph, pb] = splitPart(c.replace(/^\r?\n/, ''));
+          walk(M.parseHeaders(ph), pb, depth + 1, out);
+        }
+        return;
+      }
+    }
+    const cte = (header(hs, 'content-transfer-encoding') || '').toLowerCase();
+    const disp = header(hs, 'content-disposition');
+    const filename = M.decodeWords(param(disp, 'filename') || param(ct, 'name'));
+    const bytes = cte === 'base64' ? b64(body) : cte === 'quoted-printable' ? qp(body, false) : null;
+    if ((type === 'text/plain' || type === 'text/html') && !/^attachment/i.test(disp)) {
+      const text = bytes ? decode(bytes, param(ct, 'charset')) : body;
+      out.push({ kind: type === 'text/html' ? 'html' : 'text', text });
+    } else if (type === 'message/rfc822' && depth < MAX_DEPTH) {
+      const [ph, pb] = splitPart(body);
+      out.push({ kind: 'attachment', type, filename: filename || 'message.eml', size: body.length });
+      walk(M.parseHeaders(ph), pb, depth + 1, out);
+    } else {
+      out.push({ kind: 'attachment', type, filename, size: bytes ? bytes.length : body.length });
+    }
+  }
+
+  // parseMessage - {headers: [[name, value]], parts: [{kind: text|html|attachment, ...}]}
+  M.parseMessage = function (headerText, bodyText) {
+    const hs = M.parseHeaders(headerText || '');
+    const parts = [];
+    walk(hs, bodyText || '', 0, parts);
+    return { headers: hs, parts };
+  };
+
+  // ---------------------------------------------------------------- sanitiser
+  const KEEP = new Set(['p', 'br', 'div', 'span', 'b', 'i', 'u', 's', 'strong', 'em', 'small', 'big', 'sub', 'sup',
+    'table', 'thead', 'tbody', 'tfoot', 'tr', 'td', 'th', 'caption', 'ul', 'ol', 'li', 'dl', 'dt', 'dd',
+    'h1', 'h2', 'h3', 'h4', 'h5', 'h6', 'blockquote', 'pre', 'code', 'hr', 'a', 'font', 'center', 'tt', 'q', 'abbr']);
+  const DROP = new Set(['script', 'style', 'head', 'title', 'iframe', 'frame', 'frameset', 'object', 'embed', 'applet',
+    'svg', 'math', 'template', 'noscript', 'link', 'meta', 'base', 'form', 'button', 'input', 'select', 'textarea',
+    'audio', 'video', 'source', 'track', 'picture', 'canvas', 'portal', 'xmp', 'plaintext', 'noembed', 'param']);
+  const ATTRS = new Set(['colspan', 'rowspan', 'align', 'valign']);
+
+  function clean(node, doc) {
+    for (const child of Array.from(node.childNodes)) {
+      if (child.nodeType === 3) continue;           // text
+      if (child.nodeType !== 1) { child.remove(); continue; }
+      const tag = child.localName;
+      if (DROP.has(tag) || child.namespaceURI !== 'http://www.w3.org/1999/xhtml') { child.remove(); continue; }
+      if (tag === 'img') {
+        const alt = child.getAttribute('alt');
+        child.replaceWith(doc.createTextNode('[' + (alt ? alt : 'image') + ']'));
+        continue;
+      }
+      clean(child, doc);
+      if (!KEEP.has(tag)) {                          // unknown element: keep its content only
+        while (child.firstChild) child.parentNode.insertBefore(child.firstChild, child);
+        child.remove();
+        continue;
+      }
+      const href = tag === 'a' ? child.getAttribute('href') : null;
+      for (const a of Array.from(child.attributes)) if (!ATTRS.has(a.name.toLowerCase())) child.removeAttribute(a.name);
+      if (href) child.setAttribute('title', href.slice(0, 2000)); // the link target, shown on hover, never followed
+    }
+  }
+  M.sanitizeHtml = function (html) {
+    const doc = new DOMParser().parseFromString(html, 'text/html');
+    clean(doc.body, doc);
+    return '<!doctype html><html><head><meta charset="utf-8"></head><body>' + doc.body.innerHTML + '</body></html>';
+  };
+})(window.Moat);

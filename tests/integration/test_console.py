@@ -1,0 +1,142 @@
+"""The admin console (docs/console.md) against a real moatd.
+
+* test_console_files: the console's files over HTTP - fixed set, Content-Type,
+  the Content-Security-Policy, ETag revalidation (304), no path traversal,
+  the API's replies unchanged (no-store). No browser needed.
+* test_console_browser: tests/browser/console.test.js (playwright-core driving
+  Debian's chromium) on a tenant with rules, a GTUBE message the spam rule
+  tagged, quarantined copies and subjects that try script injection: login
+  with TOTP enrolment, tracking and its rule trace, quarantine preview /
+  release / bulk delete, policy toggles and the rule editor (an invalid rule
+  refused with the API's message), senders, domains, dashboard, languages.
+  Skipped, saying why, when node, chromium or tests/browser/node_modules
+  (scripts/install-deps) is missing. Screenshots go to $MOAT_CONSOLE_SHOTS
+  (default: the test's work directory, kept with MOAT_KEEP=1).
+"""
+
+import http.client
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from api_client import PASSWORD, add_account
+from conftest import ROOT, EnvFactory, domain, make_message, smtp_send, tenant_doc, wait_until
+
+BROWSER_DIR = ROOT / "tests" / "browser"
+CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
+XSS = "<img src=x onerror=alert(1)>"
+GTUBE = "XJS*C4JDBQADN1.NSBN3*2IDNEN*" + "GTUBE-STANDARD-ANTI-UBE-TEST-EMAIL*C.34X"
+ADMIN = "admin@acme.test"
+
+RULES = [
+    {"name": "Spam tag", "direction": "inbound", "enabled": True,
+     "criteria": {"spam": {"level": "moderate"}},
+     "actions": {"intercept": "none", "tag_subject": "[SPAM]"}},
+    {"name": "Virus", "direction": "inbound", "enabled": True,
+     "criteria": {"virus": {"types": ["cleanable", "mass_mailing", "non_mass_mailing"], "heuristics": True}},
+     "actions": {"intercept": "quarantine"}},
+]
+
+HTML_MAIL = (
+    "From: Billing <billing@example.net>\r\nTo: alice@protected.test\r\nSubject: invoice 42\r\n"
+    "MIME-Version: 1.0\r\nContent-Type: multipart/alternative; boundary=\"b1\"\r\n\r\n"
+    "--b1\r\nContent-Type: text/plain; charset=utf-8\r\n\r\nPlease pay invoice 42.\r\n"
+    "--b1\r\nContent-Type: text/html; charset=utf-8\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\n"
+    "<html><body><p onclick=3D\"alert('xss')\">Pay now</p><script>alert('xss')</script>"
+    "<img src=3D\"http://127.0.0.1:9/track.png\" onerror=3D\"alert('xss')\">"
+    "<a href=3D\"javascript:alert('xss')\">portal</a></body></html>\r\n--b1--\r\n").encode()
+
+
+def doc(ds):
+    d = tenant_doc([domain("protected.test", [ds])], company_id="acme")
+    d["tenants"][0]["policies"] = RULES
+    return d
+
+
+@pytest.fixture(scope="module")
+def console_env():
+    f = EnvFactory()
+    e = f.make(doc=doc, name="moatd-console")
+    add_account(e.moat, ADMIN)
+    yield e
+    problems = f.close_all()
+    if problems:
+        pytest.fail("\n\n".join(problems), pytrace=False)
+
+
+def get(port, path, headers=None):
+    c = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    try:
+        c.request("GET", path, headers=headers or {})
+        r = c.getresponse()
+        return r.status, {k.lower(): v for k, v in r.getheaders()}, r.read()
+    finally:
+        c.close()
+
+
+def test_console_files(console_env):
+    port = console_env.moat.http_port
+    st, h, body = get(port, "/")
+    assert st == 200 and h["content-type"].startswith("text/html"), (st, h)
+    assert b"/console/app.js" in body and b"<script>" not in body      # no inline script
+    csp = h["content-security-policy"]
+    assert "script-src 'self'" in csp and "unsafe-inline" not in csp and "frame-ancestors 'none'" in csp
+    assert h["x-frame-options"] == "DENY" and h["x-content-type-options"] == "nosniff"
+    assert h["cache-control"] == "no-cache" and h["etag"].startswith('"')
+    st, h2, body2 = get(port, "/", {"If-None-Match": h["etag"]})
+    assert st == 304 and not body2
+    for path, ctype in [("/console/app.js", "text/javascript"), ("/console/console.css", "text/css"),
+                        ("/console/favicon.svg", "image/svg+xml"), ("/index.html", "text/html")]:
+        st, hh, b = get(port, path)
+        assert st == 200 and hh["content-type"].startswith(ctype) and b, path
+    # only the fixed set of files: no traversal, no directory listing, no other file
+    for path in ["/console/../../../etc/passwd", "/console/%2e%2e/%2e%2e/etc/passwd", "/console/",
+                 "/console/nothere.js", "/../meson.build", "/console/app.js/", "/data/console/app.js",
+                 "/console//app.js"]:
+        st, hh, b = get(port, path)
+        assert st == 404 and b"root:" not in b, (path, st)
+    # the API is unchanged: no-store, its own strict CSP
+    st, hh, b = get(port, "/api/v1/session")
+    assert st == 401 and hh["cache-control"] == "no-store" and hh["content-security-policy"].startswith("default-src 'none'")
+
+
+def _browser_skip_reason():
+    if not shutil.which("node"):
+        return "node is missing (scripts/install-deps installs nodejs and npm)"
+    if not Path(CHROMIUM).exists():
+        return "%s is missing (scripts/install-deps installs Debian's chromium)" % CHROMIUM
+    if not (BROWSER_DIR / "node_modules" / "playwright-core").is_dir():
+        return "tests/browser/node_modules is missing (scripts/install-deps runs npm ci there)"
+    return None
+
+
+def test_console_browser(console_env, tmp_path):
+    why = _browser_skip_reason()
+    if why:
+        pytest.skip("browser tests of the console not run: " + why)
+    env = console_env
+    m = env.moat
+    # mail: a GTUBE message (tagged by "Spam tag"), a clean one with a hostile subject
+    r1 = smtp_send(m.smtp_port, "spammer@example.net", ["alice@protected.test"],
+                   make_message(subject="GTUBE test", body=GTUBE + "\r\n", sender="spammer@example.net"))
+    r2 = smtp_send(m.smtp_port, "bob@example.net", ["alice@protected.test"], make_message(subject=XSS))
+    assert r1.code == 250 and r2.code == 250, (r1, r2)
+    env.downstream.wait_for_messages(2, timeout=30)
+    # quarantined copies: an HTML invoice with script, remote image and javascript: link; the hostile subject
+    for name, data in [("invoice.eml", HTML_MAIL), ("xss.eml", make_message(subject=XSS, body="hi\r\n"))]:
+        p = tmp_path / name
+        p.write_bytes(data)
+        m.ctl("quarantine", "put", "--tenant", "acme", "--rcpt", "alice@protected.test", "--sender",
+              "billing@example.net", "--rule", "Virus", "--reason", "Virus: test", str(p))
+    shots = os.environ.get("MOAT_CONSOLE_SHOTS") or str(m.workdir / "screenshots")
+    cp = subprocess.run(["node", str(BROWSER_DIR / "console.test.js")], cwd=str(BROWSER_DIR),
+                        env={**os.environ, "MOAT_URL": "http://127.0.0.1:%d" % m.http_port, "MOAT_EMAIL": ADMIN,
+                             "MOAT_PASSWORD": PASSWORD, "MOAT_XSS": XSS, "MOAT_OUT": shots, "CHROMIUM": CHROMIUM},
+                        capture_output=True, text=True, timeout=300)
+    print(cp.stdout)
+    assert cp.returncode == 0, "browser tests failed:\n%s\n%s" % (cp.stdout, cp.stderr[-3000:])
+    # the release in the browser delivered the invoice to the protected domain's server
+    wait_until(lambda: env.downstream.find(b"invoice 42"), 20, msg="the released invoice delivered")
