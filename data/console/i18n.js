@@ -9,7 +9,7 @@ window.Moat = window.Moat || {};
 (function (M) {
   const ja = {
     'nav.dashboard': 'ダッシュボード', 'nav.tracking': 'メール追跡', 'nav.quarantine': '隔離',
-    'nav.inbound': '受信保護設定', 'nav.outbound': '送信保護設定', 'nav.senders': '承認済み/ブロック済み送信者',
+    'nav.inbound': '受信保護設定', 'nav.outbound': '送信保護設定', 'nav.senders': '送信者リスト',
     'nav.domains': 'ドメイン', 'nav.account': 'アカウント',
     'title.dashboard': 'ダッシュボード', 'title.tracking': 'メール追跡', 'title.quarantine': '隔離',
     'title.policies': 'ポリシー', 'title.policy': 'ルールの編集', 'title.senders': '承認済み/ブロック済み送信者',
@@ -117,6 +117,8 @@ window.Moat = window.Moat || {};
     'act.bcc.addr': 'BCCの宛先',
     'senders.hint': '1行に1つ: アドレス、*@ドメイン、IPアドレスまたはCIDR。承認済み送信者はスパムメールフィルタを通過します（ウイルス検索は常に行われます）。ブロック済み送信者のメールは拒否または隔離されます。',
     'senders.approved': '承認済み送信者（{0}）', 'senders.blocked': 'ブロック済み送信者（{0}）',
+    'hp.title': '高プロファイルドメインと高プロファイルユーザ', 'hp.hint': 'なりすまし（類似ドメイン、役員の表示名の詐称）を BEC 検出で見つけるために使われます。',
+    'hp.domains': '高プロファイルドメイン（1行に1つ）', 'hp.users': '高プロファイルユーザ', 'hp.users.hint': '1行に1人: 名前 <アドレス>',
     'dash.domain': 'ドメイン', 'dash.alldomains': 'すべてのドメイン', 'dash.messages': 'メッセージ', 'dash.recipients': '受信者',
     'dash.threats': '脅威', 'dash.rejected': '拒否', 'dash.overtime': 'メッセージと脅威の推移', 'dash.bytype': '種類別の脅威',
     'dash.bystatus': '受信者の処理結果', 'dash.targeted': '標的にされた受信者 (上位)', 'dash.toprcpt': '受信者 (上位)',
@@ -240,6 +242,8 @@ window.Moat = window.Moat || {};
     'act.bcc.addr': 'BCC address',
     'senders.hint': 'One per line: address, *@domain, IP address or CIDR. Approved senders skip the spam filter (never the virus scan); mail from blocked senders is refused or quarantined.',
     'senders.approved': 'Approved senders ({0})', 'senders.blocked': 'Blocked senders ({0})',
+    'hp.title': 'High-profile domains and users', 'hp.hint': 'BEC detection uses them to find impersonation (look-alike domains, executives\' display names).',
+    'hp.domains': 'High-profile domains (one per line)', 'hp.users': 'High-profile users', 'hp.users.hint': 'One per line: Name <address>',
     'dash.domain': 'Domain', 'dash.alldomains': 'All domains', 'dash.messages': 'Messages', 'dash.recipients': 'Recipients',
     'dash.threats': 'Threats', 'dash.rejected': 'Rejected', 'dash.overtime': 'Messages and threats over time', 'dash.bytype': 'Threats by type',
     'dash.bystatus': 'Recipients by outcome', 'dash.targeted': 'Top targeted recipients', 'dash.toprcpt': 'Top recipients',

@@ -10,7 +10,8 @@
  *   #/policy/{direction}/{index|new} the editor in the seed's four steps:
  *                                   basic; recipients and senders (CSV import
  *                                   and export); criteria; actions
- *   #/senders                       approved and blocked senders
+ *   #/senders                       approved and blocked senders, high-profile
+ *                                   domains and users (BEC detection)
  */
 'use strict';
 (function (M) {
@@ -471,12 +472,21 @@
     const mk = (id, list) => h('textarea', { id, rows: 10, placeholder: 'partner@example.com\n*@example.com\n192.0.2.0/24' }, (list || []).join('\n'));
     const ap = mk('senders-approved', tenant.approved_senders);
     const bl = mk('senders-blocked', tenant.blocked_senders);
+    const hpd = h('textarea', { id: 'hp-domains', rows: 5, placeholder: 'example.com' }, (tenant.high_profile_domains || []).join('\n'));
+    const hpu = h('textarea', { id: 'hp-users', rows: 5, placeholder: '山田 太郎 <ceo@example.com>' },
+      (tenant.high_profile_users || []).map((u) => (u.name ? u.name + ' ' : '') + '<' + u.address + '>').join('\n'));
     const btn = h('button', { type: 'button', id: 'senders-save', disabled: M.session.role !== 'full' }, t('save'));
     btn.addEventListener('click', async () => {
       err.show('');
       const copy = JSON.parse(JSON.stringify(tenant));
       copy.approved_senders = M.lines(ap.value);
       copy.blocked_senders = M.lines(bl.value);
+      copy.high_profile_domains = M.lines(hpd.value);
+      // "Name <address>" per line (a bare address: no name)
+      copy.high_profile_users = hpu.value.split(/\r?\n/).map((l) => l.trim()).filter((l) => l).map((l) => {
+        const m = /^(.*?)\s*<([^<>]+)>$/.exec(l);
+        return m ? { name: m[1], address: m[2].trim() } : { name: '', address: l };
+      });
       try { await save(copy); M.notice(t('saved'), 'ok'); M.route(); } catch (e) { err.show(e.message); }
     });
     main.appendChild(h('section', { class: 'card', id: 'senders' }, h('h1', null, t('nav.senders')),
@@ -484,6 +494,8 @@
       h('p', { class: 'hint' }, t('senders.hint')),
       h('div', { class: 'two' }, M.field(t('senders.approved', (tenant.approved_senders || []).length), ap),
         M.field(t('senders.blocked', (tenant.blocked_senders || []).length), bl)),
+      h('h2', null, t('hp.title')), h('p', { class: 'hint' }, t('hp.hint')),
+      h('div', { class: 'two' }, M.field(t('hp.domains'), hpd), M.field(t('hp.users'), hpu, t('hp.users.hint'))),
       err, h('div', { class: 'actions' }, btn)));
   });
 })(window.Moat);

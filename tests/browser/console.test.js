@@ -265,7 +265,7 @@ test('rule editor: an invalid rule is not saved and the API says why', async () 
   await page.waitForSelector('#pol-table tr[data-rule="Bad keyword"]');
 });
 
-test('approved and blocked senders', async () => {
+test('approved and blocked senders, high-profile users and domains', async () => {
   await go('#/senders');
   await page.waitForSelector('#senders-approved');
   await page.fill('#senders-approved', 'partner@trusted.test\n*@friends.test');
@@ -273,10 +273,13 @@ test('approved and blocked senders', async () => {
   await page.click('#senders-save');
   await page.waitForSelector('#senders .error:not([hidden])');
   await page.fill('#senders-blocked', '*@evil.test');
+  await page.fill('#hp-users', '山田 太郎 <ceo@protected.test>');
+  await page.fill('#hp-domains', 'protected.test');
   await page.click('#senders-save');
   await page.waitForFunction(async () => {
-    const c = await (await fetch('/api/v1/config')).json();
-    return c.tenants[0].blocked_senders.includes('*@evil.test') && c.tenants[0].approved_senders.length === 2;
+    const c = (await (await fetch('/api/v1/config')).json()).tenants[0];
+    return c.blocked_senders.includes('*@evil.test') && c.approved_senders.length === 2 &&
+      c.high_profile_users.length === 1 && c.high_profile_users[0].name === '山田 太郎' && c.high_profile_domains[0] === 'protected.test';
   });
 });
 
