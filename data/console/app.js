@@ -19,6 +19,8 @@
     ['policies/outbound', 'nav.outbound'],
     ['senders', 'nav.senders'],
     ['domains', 'nav.domains'],
+    ['admins', 'nav.admins'],
+    ['audit', 'nav.audit'],
     ['account', 'nav.account'],
   ];
 

@@ -51,6 +51,7 @@ static const struct static_file files[] = {
     {"/console/policies.js", "policies.js", JS},
     {"/console/dashboard.js", "dashboard.js", JS},
     {"/console/domains.js", "domains.js", JS},
+    {"/console/admin.js", "admin.js", JS},
     {"/console/main.js", "main.js", JS},
     {"/console/favicon.svg", "favicon.svg", "image/svg+xml"},
 };

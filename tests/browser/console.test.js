@@ -291,6 +291,21 @@ test('domains: status and the records to set', async () => {
   await shot('12-domains');
 });
 
+test('administrators: add a read-only one; the audit log shows the changes', async () => {
+  await go('#/admins');
+  await page.waitForSelector('#admins-table');
+  await page.fill('#adm-email', 'viewer@acme.test');
+  await page.fill('#adm-password', 'a long enough password');
+  await page.selectOption('#adm-role', 'read-only');
+  await page.click('#admins form.add button[type=submit]');
+  await page.waitForSelector('#admins-table tr[data-email="viewer@acme.test"]');
+  await go('#/audit');
+  await page.waitForSelector('#audit-table tbody tr');
+  const actions = await page.$$eval('#audit-table tbody code', (l) => l.map((x) => x.textContent));
+  assert(actions.includes('config.import') && actions.includes('quarantine.release'), JSON.stringify(actions));
+  await shot('14-audit');
+});
+
 test('language switch: English and back to Japanese', async () => {
   await go('#/tracking');
   await page.selectOption('#lang', 'en');

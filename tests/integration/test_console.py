@@ -92,6 +92,10 @@ def test_console_files(console_env):
                         ("/console/favicon.svg", "image/svg+xml"), ("/index.html", "text/html")]:
         st, hh, b = get(port, path)
         assert st == 200 and hh["content-type"].startswith(ctype) and b, path
+    # every file of data/console is in the table
+    for f in sorted((ROOT / "data" / "console").iterdir()):
+        st, hh, b = get(port, "/" if f.name == "index.html" else "/console/" + f.name)
+        assert st == 200 and b == f.read_bytes(), f.name
     # only the fixed set of files: no traversal, no directory listing, no other file
     for path in ["/console/../../../etc/passwd", "/console/%2e%2e/%2e%2e/etc/passwd", "/console/",
                  "/console/nothere.js", "/../meson.build", "/console/app.js/", "/data/console/app.js",
