@@ -18,6 +18,7 @@
     ['policies/inbound', 'nav.inbound'],
     ['policies/outbound', 'nav.outbound'],
     ['senders', 'nav.senders'],
+    ['templates', 'nav.templates'],
     ['domains', 'nav.domains'],
     ['admins', 'nav.admins'],
     ['audit', 'nav.audit'],

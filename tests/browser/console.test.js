@@ -291,6 +291,20 @@ test('domains: status and the records to set', async () => {
   await shot('12-domains');
 });
 
+test('notification templates: an own template with a live preview', async () => {
+  await go('#/templates');
+  await page.click('#tpl-add');
+  await page.waitForSelector('#tpl-editor');
+  await page.fill('#tpl-name', '隔離のお知らせ');
+  await page.fill('#tpl-subject', '[Moat] %SUBJECT% を隔離しました');
+  await page.fill('#tpl-body', '%RECIPIENTS% 宛のメールはルール %RULE% により隔離されました。100%% 安全です。');
+  const pv = await page.textContent('#tpl-preview');
+  assert(pv.includes('Invoice 2026-11 を隔離しました') && pv.includes('ルール Virus') && pv.includes('100% 安全'), pv);
+  await shot('14-templates');
+  await page.click('#tpl-save');
+  await page.waitForSelector('#tpl-table tr[data-name="隔離のお知らせ"]');
+});
+
 test('administrators: add a read-only one; the audit log shows the changes', async () => {
   await go('#/admins');
   await page.waitForSelector('#admins-table');
@@ -303,14 +317,14 @@ test('administrators: add a read-only one; the audit log shows the changes', asy
   await page.waitForSelector('#audit-table tbody tr');
   const actions = await page.$$eval('#audit-table tbody code', (l) => l.map((x) => x.textContent));
   assert(actions.includes('config.import') && actions.includes('quarantine.release'), JSON.stringify(actions));
-  await shot('14-audit');
+  await shot('15-audit');
 });
 
 test('language switch: English and back to Japanese', async () => {
   await go('#/tracking');
   await page.selectOption('#lang', 'en');
   await page.waitForFunction(() => document.querySelector('#nav').textContent.includes('Message tracking'));
-  await shot('13-english');
+  await shot('16-english');
   await page.selectOption('#lang', 'ja');
   await page.waitForFunction(() => document.querySelector('#nav').textContent.includes('メール追跡'));
 });
