@@ -475,6 +475,10 @@
     const hpd = h('textarea', { id: 'hp-domains', rows: 5, placeholder: 'example.com' }, (tenant.high_profile_domains || []).join('\n'));
     const hpu = h('textarea', { id: 'hp-users', rows: 5, placeholder: '山田 太郎 <ceo@example.com>' },
       (tenant.high_profile_users || []).map((u) => (u.name ? u.name + ' ' : '') + '<' + u.address + '>').join('\n'));
+    const wr = tenant.web_reputation || {};
+    const wrb = h('textarea', { id: 'wr-blocked', rows: 5, placeholder: 'bad.example\nhttp://bad.example/path' }, (wr.blocked || []).join('\n'));
+    const wra = h('textarea', { id: 'wr-approved', rows: 5, placeholder: 'partner.example' }, (wr.approved || []).join('\n'));
+    const fpw = h('textarea', { id: 'file-passwords', rows: 5 }, (tenant.file_passwords || []).join('\n'));
     const btn = h('button', { type: 'button', id: 'senders-save', disabled: M.session.role !== 'full' }, t('save'));
     btn.addEventListener('click', async () => {
       err.show('');
@@ -482,6 +486,9 @@
       copy.approved_senders = M.lines(ap.value);
       copy.blocked_senders = M.lines(bl.value);
       copy.high_profile_domains = M.lines(hpd.value);
+      copy.web_reputation = { blocked: M.lines(wrb.value), approved: M.lines(wra.value) };
+      // passwords may hold commas and spaces: one per line, as written
+      copy.file_passwords = fpw.value.split(/\r?\n/).filter((l) => l.length);
       // "Name <address>" per line (a bare address: no name)
       copy.high_profile_users = hpu.value.split(/\r?\n/).map((l) => l.trim()).filter((l) => l).map((l) => {
         const m = /^(.*?)\s*<([^<>]+)>$/.exec(l);
@@ -496,6 +503,9 @@
         M.field(t('senders.blocked', (tenant.blocked_senders || []).length), bl)),
       h('h2', null, t('hp.title')), h('p', { class: 'hint' }, t('hp.hint')),
       h('div', { class: 'two' }, M.field(t('hp.domains'), hpd), M.field(t('hp.users'), hpu, t('hp.users.hint'))),
+      h('h2', null, t('wr.title')), h('p', { class: 'hint' }, t('wr.hint')),
+      h('div', { class: 'two' }, M.field(t('wr.blocked'), wrb), M.field(t('wr.approved'), wra)),
+      h('h2', null, t('fp.title')), M.field(t('fp.list'), fpw, t('fp.hint')),
       err, h('div', { class: 'actions' }, btn)));
   });
 })(window.Moat);

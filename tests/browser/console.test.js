@@ -275,11 +275,14 @@ test('approved and blocked senders, high-profile users and domains', async () =>
   await page.fill('#senders-blocked', '*@evil.test');
   await page.fill('#hp-users', '山田 太郎 <ceo@protected.test>');
   await page.fill('#hp-domains', 'protected.test');
+  await page.fill('#wr-blocked', 'bad.example');
+  await page.fill('#file-passwords', 'infected 2026');
   await page.click('#senders-save');
   await page.waitForFunction(async () => {
     const c = (await (await fetch('/api/v1/config')).json()).tenants[0];
     return c.blocked_senders.includes('*@evil.test') && c.approved_senders.length === 2 &&
-      c.high_profile_users.length === 1 && c.high_profile_users[0].name === '山田 太郎' && c.high_profile_domains[0] === 'protected.test';
+      c.high_profile_users.length === 1 && c.high_profile_users[0].name === '山田 太郎' && c.high_profile_domains[0] === 'protected.test' &&
+      c.web_reputation.blocked.length === 1 && c.file_passwords[0] === 'infected 2026';
   });
 });
 
