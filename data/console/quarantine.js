@@ -1,6 +1,6 @@
 /*
  * quarantine.js - the quarantine: search (recipient, period), the list
- * with check boxes for bulk release / delete, and the safe preview of one
+ * with check boxes for bulk release / delete (POST /api/v1/quarantine/bulk), and the safe preview of one
  * copy (GET /api/v1/quarantine/{id}?content=1): the header block and the
  * text parts as text, an HTML part only sanitised in a sandboxed frame
  * (mime.js), the attachments by name, release and delete.
@@ -46,15 +46,13 @@
       const ids = checks.filter((c) => c.checked).map((c) => c.value);
       if (!ids.length) { err.show(t('q.none')); return; }
       if (!window.confirm(t(what === 'release' ? 'q.confirm.release' : 'q.confirm.delete', ids.length))) return;
-      let ok = 0; const fails = [];
-      for (const id of ids) {
-        try {
-          if (what === 'release') await M.api('POST', '/api/v1/quarantine/' + id + '/release', {});
-          else await M.api('DELETE', '/api/v1/quarantine/' + id);
-          ok++;
-        } catch (e) { fails.push(e.message); }
-      }
-      M.notice(t(what === 'release' ? 'q.released.n' : 'q.deleted.n', ok) + (fails.length ? ' · ' + fails[0] : ''), fails.length ? 'error' : 'ok');
+      // one request, each ID on its own (POST /api/v1/quarantine/bulk; at most 1,000: the list's limit)
+      try {
+        const r = await M.api('POST', '/api/v1/quarantine/bulk', { action: what, ids });
+        const fails = (r.results || []).filter((x) => x.result !== 'released' && x.result !== 'deleted');
+        M.notice(t(what === 'release' ? 'q.released.n' : 'q.deleted.n', r.done) +
+          (fails.length ? ' · ' + t('q.failed', fails.length, fails[0].result) : ''), fails.length ? 'error' : 'ok');
+      } catch (e) { err.show(e.message); return; }
       reload();
     }
     box.appendChild(h('p', { class: 'count', id: 'q-count' }, t('results.count', msgs.length)));
