@@ -31,12 +31,13 @@
     const logout = document.getElementById('logout');
     const route = (location.hash || '').replace(/^#\/?/, '');
     if (M.session) {
-      for (const [r, key] of NAV) {
+      for (const [r, key] of NAV.concat(M.session.tenant ? [] : [['wizard', 'nav.wizard']])) {
         const cur = route === r || route.startsWith(r + '/') || (r.startsWith('policies/') && route.startsWith('policy/' + r.slice(9)));
         nav.appendChild(h('a', { href: '#/' + r, class: cur ? 'current' : null, 'aria-current': cur ? 'page' : null }, t(key)));
       }
       who.textContent = M.session.email + (M.session.tenant ? ' (' + M.session.tenant + ')' : ' (' + t('who.operator') + ')') +
         (M.session.role === 'read-only' ? ' · ' + t('who.readonly') : '');
+      who.title = who.textContent;
       logout.hidden = false;
       logout.textContent = t('logout');
     } else {

@@ -53,6 +53,7 @@ static const struct static_file files[] = {
     {"/console/domains.js", "domains.js", JS},
     {"/console/admin.js", "admin.js", JS},
     {"/console/templates.js", "templates.js", JS},
+    {"/console/wizard.js", "wizard.js", JS},
     {"/console/main.js", "main.js", JS},
     {"/console/favicon.svg", "favicon.svg", "image/svg+xml"},
 };

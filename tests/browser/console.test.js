@@ -5,7 +5,8 @@
  * tests/integration/test_console.py started and filled (accounts, rules,
  * a tagged GTUBE message, a quarantined message, subjects that try XSS).
  *
- * Environment: MOAT_URL (http://127.0.0.1:PORT), MOAT_EMAIL, MOAT_PASSWORD,
+ * Environment: MOAT_URL (http://127.0.0.1:PORT), MOAT_EMAIL, MOAT_PASSWORD (a tenant
+ * administrator), MOAT_OP_EMAIL (an operator with the same password),
  * MOAT_XSS (the hostile subject), MOAT_OUT (screenshots and the report),
  * CHROMIUM (default /usr/bin/chromium). Prints TAP; exit 0 only if all pass.
  */
@@ -18,6 +19,7 @@ const { chromium } = require('playwright-core');
 const URL0 = process.env.MOAT_URL;
 const EMAIL = process.env.MOAT_EMAIL;
 const PASSWORD = process.env.MOAT_PASSWORD;
+const OP_EMAIL = process.env.MOAT_OP_EMAIL;
 const XSS = process.env.MOAT_XSS || '<img src=x onerror=alert(1)>';
 const OUT = process.env.MOAT_OUT || '/tmp/moat-console-shots';
 const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
@@ -330,6 +332,34 @@ test('language switch: English and back to Japanese', async () => {
   await shot('16-english');
   await page.selectOption('#lang', 'ja');
   await page.waitForFunction(() => document.querySelector('#nav').textContent.includes('メール追跡'));
+});
+
+test('operator: the provisioning wizard (company ID check, tenant, first domain, records)', async () => {
+  await page.click('#logout');
+  await page.waitForSelector('#login-form');
+  await page.fill('#login-email', OP_EMAIL);
+  await page.fill('#login-password', PASSWORD);
+  await page.click('#login-submit');
+  await page.waitForSelector('#totp-skip');
+  await page.click('#totp-skip');
+  await page.waitForSelector('#dash-totals');
+  await go('#/wizard');
+  await page.fill('#wiz-company', 'acme');
+  await page.click('#wiz-check-btn');
+  await page.waitForSelector('#wiz-check.error');
+  await page.fill('#wiz-company', 'newco');
+  await page.click('#wiz-check-btn');
+  await page.waitForSelector('#wiz-check.ok');
+  await page.fill('#wiz-name', '新会社株式会社');
+  await page.click('#wiz-next1');
+  await page.waitForSelector('#wiz-domain');
+  await page.fill('#wiz-domain', 'newco.test');
+  await page.fill('#wiz-server', '127.0.0.1:25');
+  await page.click('#wiz-next2');
+  await page.waitForSelector('#wiz-records');
+  const recs = await page.textContent('#wiz-records');
+  assert(/moat-verification=/.test(recs) && /newco\./.test(recs), recs);
+  await shot('17-wizard');
 });
 
 test('no script from data ran anywhere, no CSP violation', async () => {

@@ -8,7 +8,8 @@
   tagged, quarantined copies and subjects that try script injection: login
   with TOTP enrolment, tracking and its rule trace, quarantine preview /
   release / bulk delete, policy toggles and the rule editor (an invalid rule
-  refused with the API's message), senders, domains, dashboard, languages.
+  refused with the API's message), senders, templates, domains, administrators
+  and the audit log, dashboard, languages, the operator's provisioning wizard.
   Skipped, saying why, when node, chromium or tests/browser/node_modules
   (scripts/install-deps) is missing. Screenshots go to $MOAT_CONSOLE_SHOTS
   (default: the test's work directory, kept with MOAT_KEEP=1).
@@ -30,6 +31,7 @@ CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
 XSS = "<img src=x onerror=alert(1)>"
 GTUBE = "XJS*C4JDBQADN1.NSBN3*2IDNEN*" + "GTUBE-STANDARD-ANTI-UBE-TEST-EMAIL*C.34X"
 ADMIN = "admin@acme.test"
+OPERATOR = "op@moat.test"
 
 RULES = [
     {"name": "Spam tag", "direction": "inbound", "enabled": True,
@@ -61,6 +63,7 @@ def console_env():
     f = EnvFactory()
     e = f.make(doc=doc, name="moatd-console")
     add_account(e.moat, ADMIN)
+    add_account(e.moat, OPERATOR, tenant=None)
     yield e
     problems = f.close_all()
     if problems:
@@ -138,7 +141,7 @@ def test_console_browser(console_env, tmp_path):
     shots = os.environ.get("MOAT_CONSOLE_SHOTS") or str(m.workdir / "screenshots")
     cp = subprocess.run(["node", str(BROWSER_DIR / "console.test.js")], cwd=str(BROWSER_DIR),
                         env={**os.environ, "MOAT_URL": "http://127.0.0.1:%d" % m.http_port, "MOAT_EMAIL": ADMIN,
-                             "MOAT_PASSWORD": PASSWORD, "MOAT_XSS": XSS, "MOAT_OUT": shots, "CHROMIUM": CHROMIUM},
+                             "MOAT_PASSWORD": PASSWORD, "MOAT_OP_EMAIL": OPERATOR, "MOAT_XSS": XSS, "MOAT_OUT": shots, "CHROMIUM": CHROMIUM},
                         capture_output=True, text=True, timeout=300)
     print(cp.stdout)
     assert cp.returncode == 0, "browser tests failed:\n%s\n%s" % (cp.stdout, cp.stderr[-3000:])
