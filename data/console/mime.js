@@ -65,6 +65,15 @@
       decode(enc.toUpperCase() === 'B' ? b64(text) : qp(text, true), cs.replace(/\*.*$/, '')));
   };
 
+  // jis7 - a 7bit ISO-2022-JP part: the API's preview replaces control characters, so
+  // each ESC arrives as U+FFFD; one before an ISO-2022-JP designation ($B $@ $(D (B (J)
+  // can only have been an ESC. Restored, then decoded.
+  function jis7(text, cs) {
+    const s = text.replace(/\uFFFD(?=\$[@B]|\$\(D|\([BJ])/g, '\x1b');
+    if (/[^\x00-\x7f]/.test(s)) return text; // not 7bit after all: leave it as it came
+    return decode(bytesFromBinaryString(s), cs);
+  }
+
   function splitPart(raw) {
     const m = /\r?\n\r?\n/.exec(raw);
     if (!m) return [raw, ''];
@@ -92,7 +101,8 @@
     const filename = M.decodeWords(param(disp, 'filename') || param(ct, 'name'));
     const bytes = cte === 'base64' ? b64(body) : cte === 'quoted-printable' ? qp(body, false) : null;
     if ((type === 'text/plain' || type === 'text/html') && !/^attachment/i.test(disp)) {
-      const text = bytes ? decode(bytes, param(ct, 'charset')) : body;
+      const cs = param(ct, 'charset');
+      const text = bytes ? decode(bytes, cs) : /^iso-2022-jp/i.test(cs) ? jis7(body, cs) : body;
       out.push({ kind: type === 'text/html' ? 'html' : 'text', text });
     } else if (type === 'message/rfc822' && depth < MAX_DEPTH) {
       const [ph, pb] = splitPart(body);

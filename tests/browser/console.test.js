@@ -197,6 +197,17 @@ test('quarantine: list, safe preview (text, sanitised HTML in a sandbox), releas
   assert(await page.isDisabled('#q-release'), 'release disabled after release');
 });
 
+test('quarantine: a Japanese ISO-2022-JP message is previewed as Japanese text', async () => {
+  await go('#/quarantine');
+  await page.waitForSelector('#q-table tbody tr');
+  const row = await page.$('#q-table tbody tr:has(td.subject:has-text("お支払いのお願い"))');
+  assert(row, 'the Japanese subject decoded in the list');
+  await (await row.$('a.q-open')).click();
+  await page.waitForSelector('pre.msgtext');
+  const text = await page.textContent('pre.msgtext');
+  assert(text.includes('請求書をご確認ください。'), text);
+});
+
 test('quarantine: the hostile message is deleted by a bulk action', async () => {
   await go('#/quarantine');
   await page.waitForSelector('#q-table tbody tr');

@@ -52,6 +52,14 @@ HTML_MAIL = (
     "<a href=3D\"javascript:alert('xss')\">portal</a></body></html>\r\n--b1--\r\n").encode()
 
 
+_JIS = "お支払いのお願い".encode("iso-2022-jp")
+JA_MAIL = (b"From: =?ISO-2022-JP?B?" + __import__("base64").b64encode("経理部".encode("iso-2022-jp")) +
+           b"?= <keiri@example.net>\r\nTo: alice@protected.test\r\nSubject: =?ISO-2022-JP?B?" +
+           __import__("base64").b64encode(_JIS) + b"?=\r\nMIME-Version: 1.0\r\n"
+           b"Content-Type: text/plain; charset=ISO-2022-JP\r\nContent-Transfer-Encoding: 7bit\r\n\r\n" +
+           "請求書をご確認ください。".encode("iso-2022-jp") + b"\r\n")
+
+
 def doc(ds):
     d = tenant_doc([domain("protected.test", [ds])], company_id="acme")
     d["tenants"][0]["policies"] = RULES
@@ -133,7 +141,8 @@ def test_console_browser(console_env, tmp_path):
     assert r1.code == 250 and r2.code == 250, (r1, r2)
     env.downstream.wait_for_messages(2, timeout=30)
     # quarantined copies: an HTML invoice with script, remote image and javascript: link; the hostile subject
-    for name, data in [("invoice.eml", HTML_MAIL), ("xss.eml", make_message(subject=XSS, body="hi\r\n"))]:
+    for name, data in [("invoice.eml", HTML_MAIL), ("xss.eml", make_message(subject=XSS, body="hi\r\n")),
+                       ("ja.eml", JA_MAIL)]:
         p = tmp_path / name
         p.write_bytes(data)
         m.ctl("quarantine", "put", "--tenant", "acme", "--rcpt", "alice@protected.test", "--sender",
