@@ -100,7 +100,7 @@
 
   function eventText(e) {
     const parts = [];
-    if (e.event === 'policy' || e.text) parts.push(e.text || '');
+    if (e.event !== 'policy' && e.text) parts.push(e.text);
     if (e.client_ip) parts.push(t('tl.from', e.client_ip, e.helo || ''));
     if (e.tls) parts.push('TLS: ' + e.tls);
     if (e.server) parts.push(t('tl.server', e.server));
@@ -134,6 +134,13 @@
           h('strong', { class: 'ev-name' }, eventLabel(e.event)),
           e.rcpt ? h('span', { class: 'ev-rcpt' }, ' ' + e.rcpt) : null,
           h('div', { class: 'ev-text' }, eventText(e)));
+        if (e.event === 'policy' && e.text) {
+          // one event per recipient: the rules in execution order, "; " between them
+          li.appendChild(h('ul', { class: 'rules' }, e.text.split('; ').map((x) => {
+            const m = /^(.*?): (matched|not matched|skipped)(.*)$/.exec(x);
+            return h('li', { class: m ? (m[2] === 'matched' ? 'matched' : 'not-matched') : null }, x);
+          })));
+        }
         if (Array.isArray(e.detections) && e.detections.length) {
           li.appendChild(h('ul', { class: 'detections' }, e.detections.map((x) => h('li', null,
             h('span', { class: 'badge c-' + (x.category || '') }, t('cat.' + x.category) === 'cat.' + x.category ? (x.category || '') : t('cat.' + x.category)), ' ',

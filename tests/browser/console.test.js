@@ -159,7 +159,7 @@ test('tracking: search, the hostile subject is text, open the detail with its ru
   assert(row, 'the GTUBE row');
   await (await row.$('a.tr-open')).click();
   await page.waitForSelector('#tr-timeline li');
-  const policy = await page.$$eval('#tr-timeline li[data-event=policy] .ev-text', (l) => l.map((x) => x.textContent));
+  const policy = await page.$$eval('#tr-timeline li[data-event=policy] ul.rules li', (l) => l.map((x) => x.textContent));
   assert(policy.some((x) => /^Virus: not matched/.test(x)), 'Virus rule not matched: ' + JSON.stringify(policy));
   assert(policy.some((x) => /^Spam tag: matched: subject tagged/.test(x)), 'Spam tag matched: ' + JSON.stringify(policy));
   const det = await page.textContent('#tr-timeline');
