@@ -98,6 +98,17 @@
         rerender();
       } catch (e) { err.show(e.message); btn.disabled = false; }
     }
+    async function copyRule(i) {
+      const copy = JSON.parse(JSON.stringify(tenant));
+      const r = JSON.parse(JSON.stringify(tenant.policies[i]));
+      delete r.execution_order; delete r.default;
+      r.enabled = false;
+      let name = t('pol.copyof', r.name), n = 2;
+      while (copy.policies.some((p) => p.name === name)) name = t('pol.copyof', r.name) + ' ' + n++;
+      r.name = name;
+      copy.policies.push(r);
+      try { await save(copy); M.notice(t('pol.saved', name), 'ok'); rerender(); } catch (e) { err.show(e.message); }
+    }
     async function remove(i) {
       if (!window.confirm(t('pol.confirm.delete', tenant.policies[i].name))) return;
       const copy = JSON.parse(JSON.stringify(tenant));
@@ -123,7 +134,8 @@
             h('td', null, h('a', { href: '#/policy/' + dir + '/' + i, class: 'pol-edit' }, p.name), p.default ? h('span', { class: 'badge' }, t('pol.default')) : null),
             h('td', null, criteriaSummary(p.criteria)),
             h('td', null, actionSummary(p.actions)),
-            h('td', null, writable ? h('button', { type: 'button', class: 'link danger', onclick: () => remove(i) }, t('delete')) : null));
+            h('td', null, writable ? [h('button', { type: 'button', class: 'link', 'data-copy': p.name, onclick: () => copyRule(i) }, t('pol.copy')), ' ',
+              h('button', { type: 'button', class: 'link danger', onclick: () => remove(i) }, t('delete'))] : null));
         }))),
       rows.length ? null : h('p', null, t('pol.none'))));
   });

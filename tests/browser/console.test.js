@@ -307,6 +307,35 @@ test('domains: status and the records to set', async () => {
   await shot('12-domains');
 });
 
+test('domains: edit the inbound servers and outbound protection (an invalid port refused)', async () => {
+  await go('#/domains');
+  await page.click('a[data-edit="protected.test"]');
+  await page.waitForSelector('#dom-editor');
+  await page.click('#dom-add-server');
+  const last = '#dom-servers tr:last-child';
+  await page.fill(last + ' .srv-host', '127.0.0.1');
+  await page.fill(last + ' .srv-port', '70000');
+  await page.fill(last + ' .srv-pref', '20');
+  await page.click('#dom-save');
+  await page.waitForFunction(() => /inbound_servers\[1\]\.port/.test((document.querySelector('#dom-editor .error') || {}).textContent || ''));
+  await page.fill(last + ' .srv-port', '2');
+  await page.check('#dom-out');
+  await page.check('#dom-out-m365');
+  await shot('13-domain-edit');
+  await page.click('#dom-save');
+  await page.waitForSelector('#dom-table');
+  const d = (await page.evaluate(async () => (await fetch('/api/v1/config')).json())).tenants[0].domains[0];
+  assert(d.inbound_servers.length === 2 && d.inbound_servers[1].preference === 20 && d.outbound.enabled &&
+    d.outbound.sending_servers.includes('microsoft365'), JSON.stringify(d));
+});
+
+test('policies: copy a rule (the copy starts disabled)', async () => {
+  await go('#/policies/inbound');
+  await page.click('button[data-copy="Virus"]');
+  await page.waitForSelector('#pol-table tr[data-rule="Virus のコピー"]');
+  assert((await page.getAttribute('#pol-table tr[data-rule="Virus のコピー"] button.toggle', 'aria-pressed')) === 'false', 'copy disabled');
+});
+
 test('notification templates: an own template with a live preview', async () => {
   await go('#/templates');
   await page.click('#tpl-add');
