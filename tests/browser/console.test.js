@@ -374,6 +374,26 @@ test('language switch: English and back to Japanese', async () => {
   await page.waitForFunction(() => document.querySelector('#nav').textContent.includes('メール追跡'));
 });
 
+test('a read-only administrator sees everything and can change nothing', async () => {
+  await page.click('#logout');
+  await page.waitForSelector('#login-form');
+  await page.fill('#login-email', 'viewer@acme.test');
+  await page.fill('#login-password', 'a long enough password');
+  await page.click('#login-submit');
+  await page.waitForSelector('#totp-skip');
+  await page.click('#totp-skip');
+  await page.waitForSelector('#dash-totals');
+  await go('#/policies/inbound');
+  await page.waitForSelector('#pol-table tbody tr');
+  assert(await page.isDisabled('button.toggle[data-rule="Virus"]'), 'toggle disabled');
+  assert(!(await page.$('#pol-add')), 'no add button');
+  await go('#/quarantine');
+  await page.waitForSelector('#q-count');
+  assert(!(await page.$('#q-bulk-release')), 'no bulk release');
+  const who = await page.textContent('#who');
+  assert(/読み取り専用/.test(who), who);
+});
+
 test('operator: the provisioning wizard (company ID check, tenant, first domain, records)', async () => {
   await page.click('#logout');
   await page.waitForSelector('#login-form');

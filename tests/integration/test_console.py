@@ -11,8 +11,9 @@
   refused with the API's message), senders, templates, domains, administrators
   and the audit log, dashboard, languages, the operator's provisioning wizard.
   Skipped, saying why, when node, chromium or tests/browser/node_modules
-  (scripts/install-deps) is missing. Screenshots go to $MOAT_CONSOLE_SHOTS
-  (default: the test's work directory, kept with MOAT_KEEP=1).
+  (scripts/install-deps) is missing. Screenshots of the main pages go to
+  $MOAT_CONSOLE_SHOTS (default: $MOAT_BUILD/console-screenshots, e.g.
+  build-test/console-screenshots after make test).
 """
 
 import http.client
@@ -24,7 +25,7 @@ from pathlib import Path
 import pytest
 
 from api_client import PASSWORD, add_account
-from conftest import ROOT, EnvFactory, domain, make_message, smtp_send, tenant_doc, wait_until
+from conftest import BUILD, ROOT, EnvFactory, domain, make_message, smtp_send, tenant_doc, wait_until
 
 BROWSER_DIR = ROOT / "tests" / "browser"
 CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
@@ -147,7 +148,8 @@ def test_console_browser(console_env, tmp_path):
         p.write_bytes(data)
         m.ctl("quarantine", "put", "--tenant", "acme", "--rcpt", "alice@protected.test", "--sender",
               "billing@example.net", "--rule", "Virus", "--reason", "Virus: test", str(p))
-    shots = os.environ.get("MOAT_CONSOLE_SHOTS") or str(m.workdir / "screenshots")
+    shots = os.environ.get("MOAT_CONSOLE_SHOTS") or str(BUILD / "console-screenshots")
+    shutil.rmtree(shots, ignore_errors=True)
     cp = subprocess.run(["node", str(BROWSER_DIR / "console.test.js")], cwd=str(BROWSER_DIR),
                         env={**os.environ, "MOAT_URL": "http://127.0.0.1:%d" % m.http_port, "MOAT_EMAIL": ADMIN,
                              "MOAT_PASSWORD": PASSWORD, "MOAT_OP_EMAIL": OPERATOR, "MOAT_XSS": XSS, "MOAT_OUT": shots, "CHROMIUM": CHROMIUM},
