@@ -141,6 +141,8 @@
             return h('li', { class: m ? (m[2] === 'matched' ? 'matched' : 'not-matched') : null }, x);
           })));
         }
+        const qm = e.event === 'quarantined' && /\bid ([0-9a-f]{32})\b/.exec(e.reply || '');
+        if (qm) li.appendChild(h('div', null, h('a', { href: '#/quarantine/' + qm[1], class: 'tr-quarantine' }, t('tr.openq'))));
         if (Array.isArray(e.detections) && e.detections.length) {
           li.appendChild(h('ul', { class: 'detections' }, e.detections.map((x) => h('li', null,
             h('span', { class: 'badge c-' + (x.category || '') }, t('cat.' + x.category) === 'cat.' + x.category ? (x.category || '') : t('cat.' + x.category)), ' ',

@@ -170,6 +170,26 @@ test('tracking: search, the hostile subject is text, open the detail with its ru
   await shot('06-tracking-detail');
 });
 
+test('tracking: a message the Virus rule quarantined links to its quarantined copy', async () => {
+  await go('#/tracking');
+  await page.fill('#tr-subject', 'eicar');
+  await page.click('#tr-search');
+  await page.waitForSelector('#tr-table tbody tr a.tr-open');
+  const status = await page.textContent('#tr-table tbody tr td .badge');
+  assert(/隔離済み/.test(status), status);
+  await page.click('#tr-table tbody tr a.tr-open');
+  await page.waitForSelector('#tr-timeline li[data-event=quarantined]');
+  const rules = await page.$$eval('#tr-timeline li[data-event=policy] ul.rules li.matched', (l) => l.map((x) => x.textContent));
+  assert(rules.some((x) => /^Virus: matched: quarantine/.test(x)), JSON.stringify(rules));
+  const det = await page.textContent('#tr-timeline li[data-event=accepted] ul.detections');
+  assert(/tool\.com/.test(det), 'evidence names the attachment: ' + det);
+  await page.click('a.tr-quarantine');
+  await page.waitForSelector('#q-preview');
+  assert((await page.textContent('#q-p-subject')) === 'eicar tool', 'the quarantined copy');
+  await go('#/tracking');
+  await page.fill('#tr-subject', '');
+});
+
 test('quarantine: list, safe preview (text, sanitised HTML in a sandbox), release', async () => {
   await go('#/quarantine');
   await page.waitForSelector('#q-table tbody tr');

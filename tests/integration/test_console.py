@@ -16,6 +16,7 @@
   build-test/console-screenshots after make test).
 """
 
+import base64
 import http.client
 import os
 import shutil
@@ -139,8 +140,18 @@ def test_console_browser(console_env, tmp_path):
     r1 = smtp_send(m.smtp_port, "spammer@example.net", ["alice@protected.test"],
                    make_message(subject="GTUBE test", body=GTUBE + "\r\n", sender="spammer@example.net"))
     r2 = smtp_send(m.smtp_port, "bob@example.net", ["alice@protected.test"], make_message(subject=XSS))
-    assert r1.code == 250 and r2.code == 250, (r1, r2)
+    # and EICAR (assembled here), quarantined by the "Virus" rule
+    eicar = base64.encodebytes(("X5O!P%@AP[4\\PZX54(P^)7CC)7}$" + "EICAR-STANDARD-ANTIVIRUS-TEST-FILE!$H+H*").encode())
+    body = ("--b1\r\nContent-Type: text/plain\r\n\r\nsee attached\r\n--b1\r\nContent-Type: application/octet-stream; "
+            "name=\"tool.com\"\r\nContent-Transfer-Encoding: base64\r\n\r\n" +
+            eicar.decode().replace("\n", "\r\n") + "--b1--\r\n")
+    r3 = smtp_send(m.smtp_port, "bob@example.net", ["alice@protected.test"],
+                   make_message(subject="eicar tool", body=body,
+                                extra_headers=["MIME-Version: 1.0", "Content-Type: multipart/mixed; boundary=\"b1\""]))
+    assert r1.code == 250 and r2.code == 250 and r3.code == 250, (r1, r2, r3)
     env.downstream.wait_for_messages(2, timeout=30)
+    wait_until(lambda: "eicar tool" in m.ctl("--json", "quarantine", "list").stdout, 20,
+               msg="the EICAR message quarantined by the Virus rule")
     # quarantined copies: an HTML invoice with script, remote image and javascript: link; the hostile subject
     for name, data in [("invoice.eml", HTML_MAIL), ("xss.eml", make_message(subject=XSS, body="hi\r\n")),
                        ("ja.eml", JA_MAIL)]:
