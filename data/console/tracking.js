@@ -1,7 +1,7 @@
 /*
  * tracking.js - message tracking (PRODUCT.md §5): the search form (period,
- * envelope recipient and sender with * wildcards, action/status, subject,
- * queue ID, sender IP), the results table (one row per recipient, newest
+ * direction, envelope recipient and sender with * wildcards, header From,
+ * action/status, subject, queue ID, sender IP), the results table (one row per recipient, newest
  * first; CSV export through the API's format=csv), and the detail of one
  * message with its timeline: received (client, TLS), detections with their
  * evidence, each rule evaluated and its result, quarantine / deletion,
@@ -32,7 +32,7 @@
 
   M.page('tracking', async function (main, args) {
     if (args[0]) return detail(main, args[0]);
-    const v = (last && last.form) || { period: '24h', rcpt: '', sender: '', action: '', subject: '', qid: '', ip: '', since: '', until: '' };
+    const v = (last && last.form) || { period: '24h', direction: '', rcpt: '', sender: '', from: '', action: '', subject: '', qid: '', ip: '', since: '', until: '' };
     const period = M.select({ id: 'tr-period', name: 'period' },
       [['1h', t('period.1h')], ['24h', t('period.24h')], ['7d', t('period.7d')], ['30d', t('period.30d')], ['custom', t('period.custom')]], v.period);
     const since = h('input', { type: 'datetime-local', id: 'tr-since', value: v.since });
@@ -41,6 +41,8 @@
     period.addEventListener('change', () => { custom.hidden = period.value !== 'custom'; });
     const rcpt = h('input', { type: 'text', id: 'tr-rcpt', value: v.rcpt, maxlength: 254, placeholder: 'user@example.com, *@example.com' });
     const sender = h('input', { type: 'text', id: 'tr-sender', value: v.sender, maxlength: 254 });
+    const direction = M.select({ id: 'tr-direction' }, [['', t('all')], ['inbound', t('dir.inbound')], ['outbound', t('dir.outbound')]], v.direction);
+    const from = h('input', { type: 'text', id: 'tr-from', value: v.from, maxlength: 256 });
     const action = M.select({ id: 'tr-action' }, ACTIONS.map((a) => [a, a ? statusLabel(a) : t('all')]), v.action);
     const subject = h('input', { type: 'text', id: 'tr-subject', value: v.subject, maxlength: 256 });
     const qid = h('input', { type: 'text', id: 'tr-qid', value: v.qid, maxlength: 20, pattern: '[0-9A-Fa-f]{20}' });
@@ -51,22 +53,23 @@
     const form = h('form', { class: 'card search', id: 'tr-form' },
       h('h1', null, t('title.tracking')),
       h('div', { class: 'grid' },
-        M.field(t('tr.period'), h('span', null, period, custom)),
-        M.field(t('tr.rcpt'), rcpt), M.field(t('tr.sender'), sender),
+        M.field(t('tr.period'), h('span', null, period, custom)), M.field(t('tr.direction'), direction),
+        M.field(t('tr.rcpt'), rcpt), M.field(t('tr.sender'), sender), M.field(t('tr.from'), from),
         M.field(t('tr.action'), action), M.field(t('tr.subject'), subject),
         M.field(t('tr.ip'), ip), M.field(t('tr.qid'), qid)),
       err, h('div', { class: 'actions' }, h('button', { type: 'submit', id: 'tr-search' }, t('search')), csv));
     main.append(form, results);
 
     async function run() {
-      const fv = { period: period.value, since: since.value, until: until.value, rcpt: rcpt.value.trim(), sender: sender.value.trim(),
-        action: action.value, subject: subject.value.trim(), qid: qid.value.trim().toUpperCase(), ip: ip.value.trim() };
-      const params = Object.assign(periodArgs(fv), { rcpt: fv.rcpt, sender: fv.sender, action: fv.action, subject: fv.subject, qid: fv.qid, limit: 500 });
+      const fv = { period: period.value, since: since.value, until: until.value, direction: direction.value, rcpt: rcpt.value.trim(),
+        sender: sender.value.trim(), from: from.value.trim(), action: action.value, subject: subject.value.trim(),
+        qid: qid.value.trim().toUpperCase(), ip: ip.value.trim() };
+      const params = Object.assign(periodArgs(fv), { direction: fv.direction, rcpt: fv.rcpt, sender: fv.sender, from: fv.from,
+        action: fv.action, subject: fv.subject, qid: fv.qid, ip: fv.ip, limit: 500 });
       err.show('');
       try {
         const r = await M.api('GET', '/api/v1/tracking' + M.qs(params));
-        let rows = r.results || [];
-        if (fv.ip) rows = rows.filter((x) => (x.client_ip || '').startsWith(fv.ip));
+        const rows = r.results || [];
         last = { form: fv, rows };
         csv.href = '/api/v1/tracking' + M.qs(Object.assign({}, params, { format: 'csv' }));
         csv.hidden = false;

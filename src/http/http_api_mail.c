@@ -1,7 +1,8 @@
 /*
  * http_api_mail.c - the mail a tenant can see:
  *
- *   GET    /api/v1/tracking?since=&until=&rcpt=&sender=&action=&subject=&qid=&limit=&format=csv
+ *   GET    /api/v1/tracking?since=&until=&rcpt=&sender=&action=&subject=&qid=&direction=&from=&ip=
+ *                                            &limit=&format=csv
  *   GET    /api/v1/tracking/{qid}            the recipients' rows and the timeline
  *   GET    /api/v1/stats?domain=&since=&until=   the dashboard figures
  *   GET    /api/v1/quarantine?rcpt=&since=&until=&limit=
@@ -123,8 +124,14 @@ void http_api_tracking_search(struct http_request *r)
     if (http_arg_time(r, "since", &q.since) < 0 || http_arg_time(r, "until", &q.until) < 0 ||
         http_arg_uint(r, "limit", HTTP_LIST_MAX, &limit) < 0 || text_arg(r, "rcpt", STORE_EMAIL_MAX, &q.rcpt) < 0 ||
         text_arg(r, "sender", STORE_EMAIL_MAX, &q.sender) < 0 || text_arg(r, "action", 32, &q.action) < 0 ||
-        text_arg(r, "subject", 256, &q.subject) < 0 || text_arg(r, "qid", CORE_QID_LEN, &q.qid) < 0)
+        text_arg(r, "subject", 256, &q.subject) < 0 || text_arg(r, "qid", CORE_QID_LEN, &q.qid) < 0 ||
+        text_arg(r, "direction", 16, &q.direction) < 0 || text_arg(r, "from", 256, &q.header_from) < 0 ||
+        text_arg(r, "ip", 64, &q.client_ip) < 0)
         return;
+    if (q.direction && strcmp(q.direction, "inbound") != 0 && strcmp(q.direction, "outbound") != 0) {
+        http_error(r, 400, "direction: inbound or outbound");
+        return;
+    }
     q.limit = limit ? limit : 100;
     const char *format = NULL;
     if (text_arg(r, "format", 8, &format) < 0)

@@ -246,6 +246,9 @@ struct track_query {
     const char *action;
     const char *subject;     /* substring, case-insensitive */
     const char *qid;
+    const char *direction;   /* "inbound" / "outbound"; NULL = both */
+    const char *header_from; /* substring of the header From, case-insensitive */
+    const char *client_ip;   /* the sending client's address, exactly */
     size_t limit;            /* 0 = 1000 */
 };
 

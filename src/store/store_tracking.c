@@ -653,7 +653,7 @@ static char *like_pattern(const char *in, bool substring)
 long store_tracking_search(struct store *st, const struct track_query *q, struct track_row **out)
 {
     struct buf sql;
-    char *pats[3] = {NULL, NULL, NULL};
+    char *pats[4] = {NULL, NULL, NULL, NULL};
     int np = 0;
     long n = 0, cap = 0;
     struct track_row *rows = NULL;
@@ -681,6 +681,12 @@ long store_tracking_search(struct store *st, const struct track_query *q, struct
         buf_append_str(&sql, " AND m.subject LIKE ? ESCAPE '\\'");
     if (q->qid)
         buf_append_str(&sql, " AND m.qid = ?");
+    if (q->direction)
+        buf_append_str(&sql, " AND m.direction = ?");
+    if (q->header_from)
+        buf_append_str(&sql, " AND m.header_from LIKE ? ESCAPE '\\'");
+    if (q->client_ip)
+        buf_append_str(&sql, " AND m.client_ip = ?");
     if (buf_append_str(&sql, " ORDER BY m.time DESC, m.id DESC, r.id ASC LIMIT ?") < 0)
         goto fail;
     if (sqlite3_prepare_v2(st->db, buf_cstr(&sql), -1, &s, NULL) != SQLITE_OK) {
@@ -712,6 +718,14 @@ long store_tracking_search(struct store *st, const struct track_query *q, struct
     }
     if (q->qid)
         store_bind_text(s, i++, q->qid);
+    if (q->direction)
+        store_bind_text(s, i++, q->direction);
+    if (q->header_from) {
+        pats[np] = like_pattern(q->header_from, true);
+        store_bind_text(s, i++, pats[np++]);
+    }
+    if (q->client_ip)
+        store_bind_text(s, i++, q->client_ip);
     size_t limit = q->limit ? q->limit : TRACK_SEARCH_DEFAULT;
     if (limit > TRACK_SEARCH_MAX)
         limit = TRACK_SEARCH_MAX;

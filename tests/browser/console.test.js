@@ -148,6 +148,11 @@ test('dashboard: totals, the SVG chart over time, threats by type, top lists', a
 test('tracking: search, the hostile subject is text, open the detail with its rule trace', async () => {
   await go('#/tracking');
   await page.fill('#tr-rcpt', 'alice@protected.test');
+  await page.selectOption('#tr-direction', 'outbound');
+  await page.click('#tr-search');
+  await page.waitForFunction(() => /^0/.test(document.querySelector('#tr-count') && document.querySelector('#tr-count').textContent));
+  await page.selectOption('#tr-direction', 'inbound');
+  await page.fill('#tr-ip', '127.0.0.1');
   await page.click('#tr-search');
   await page.waitForSelector('#tr-table tbody tr');
   const subjects = await page.$$eval('#tr-table td.subject', (l) => l.map((x) => x.textContent));

@@ -25,7 +25,7 @@ from pathlib import Path
 
 import pytest
 
-from api_client import PASSWORD, add_account
+from api_client import PASSWORD, Api, add_account
 from conftest import BUILD, ROOT, EnvFactory, domain, make_message, smtp_send, tenant_doc, wait_until
 
 BROWSER_DIR = ROOT / "tests" / "browser"
@@ -169,3 +169,26 @@ def test_console_browser(console_env, tmp_path):
     assert cp.returncode == 0, "browser tests failed:\n%s\n%s" % (cp.stdout, cp.stderr[-3000:])
     # the release in the browser delivered the invoice to the protected domain's server
     wait_until(lambda: env.downstream.find(b"invoice 42"), 20, msg="the released invoice delivered")
+
+
+def test_tracking_search_filters(console_env):
+    """The search fields the console's tracking form adds to the API: direction,
+    header From (substring), the sending client's IP; a bad direction is a 400."""
+    m = console_env.moat
+    r = smtp_send(m.smtp_port, "carol@example.net", ["bob@protected.test"],
+                  make_message(subject="filters", sender="Carol Example <carol@example.net>"))
+    assert r.code == 250, r
+    add_account(m, "filters@acme.test")     # the browser test gave ADMIN a TOTP secret
+    a = Api(m.http_port)
+    a.login("filters@acme.test")
+
+    def search(**kw):
+        q = "&".join("%s=%s" % kv for kv in {"rcpt": "bob@protected.test", **kw}.items())
+        resp = a.get("/api/v1/tracking?" + q)
+        assert resp.status == 200, resp.body
+        return resp.body["results"]
+    wait_until(lambda: search(), 10, msg="the message tracked")
+    assert len(search(direction="inbound")) == 1 and search(direction="outbound") == []
+    assert len(search(**{"from": "carol%20example"})) == 1 and search(**{"from": "dave"}) == []
+    assert len(search(ip="127.0.0.1")) == 1 and search(ip="192.0.2.1") == []
+    assert a.get("/api/v1/tracking?direction=sideways").status == 400
