@@ -216,6 +216,24 @@ const char *config_clamd_socket_check(const char *v)
     return "the host must be loopback (127.0.0.0/8, ::1 or localhost)";
 }
 
+/* dns_server_check - empty, or an IP address (or localhost) with a port:
+ * the resolver (src/dns) talks to it as given, no name lookup for it */
+static const char *dns_server_check(const char *v)
+{
+    char host[256];
+    uint16_t port;
+    unsigned char addr[16];
+    if (v[0] == '\0')
+        return NULL;
+    if (inet_pton(AF_INET, v, addr) == 1 || inet_pton(AF_INET6, v, addr) == 1)
+        return NULL; /* port 53 */
+    if (core_parse_hostport(v, host, sizeof host, &port) < 0)
+        return "expected host:port (an IP address or localhost, e.g. 127.0.0.1:53 or [::1]:53)";
+    if (strcmp(host, "localhost") == 0 || inet_pton(AF_INET, host, addr) == 1 || inet_pton(AF_INET6, host, addr) == 1)
+        return NULL;
+    return "the host must be an IP address or localhost";
+}
+
 int config_load(const char *path, struct moat_config *cfg, char *err, size_t errsz)
 {
     char line[4098];
@@ -271,6 +289,10 @@ int config_load(const char *path, struct moat_config *cfg, char *err, size_t err
     }
     if (strcmp(cfg->http_tls, "on") != 0 && strcmp(cfg->http_tls, "off") != 0) {
         snprintf(err, errsz, "%s: http_tls: must be on or off", path);
+        return -1;
+    }
+    if ((why = dns_server_check(cfg->dns_server))) {
+        snprintf(err, errsz, "%s: dns_server: %s", path, why);
         return -1;
     }
     if ((cfg->tls_cert[0] == '\0') != (cfg->tls_key[0] == '\0')) {

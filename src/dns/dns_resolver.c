@@ -20,7 +20,8 @@
  * callback runs. So a callback may start new lookups or free the resolver.
  *
  * Server: cfg->dns_server "host:port" ("localhost" means 127.0.0.1;
- * "[v6]:port" for IPv6), else the servers of /etc/resolv.conf.
+ * "[v6]:port" for IPv6; a bare address means port 53), else the servers of
+ * /etc/resolv.conf.
  *
  * Limits: DNS_RECORDS_MAX records per answer, DNS_TXT_MAX bytes per TXT
  * record, DNS_RESOLVER_PENDING_MAX lookups in flight per resolver (beyond
@@ -237,7 +238,11 @@ struct dns_resolver *dns_resolver_new(struct event_base *base, const char *serve
     if (server && server[0]) {
         char host[256], csv[300];
         uint16_t port = 53;
-        if (core_parse_hostport(server, host, sizeof host, &port) < 0) {
+        struct in6_addr b6;
+        struct in_addr b4;
+        if (inet_pton(AF_INET, server, &b4) == 1 || inet_pton(AF_INET6, server, &b6) == 1) {
+            core_strlcpy(host, server, sizeof host); /* a bare address: port 53 */
+        } else if (core_parse_hostport(server, host, sizeof host, &port) < 0) {
             snprintf(err, errsz, "dns_server %s: expected host:port", server);
             goto fail;
         }

@@ -234,3 +234,16 @@ def test_background_verify_reaches_the_checker(make_env, dns):
     assert dns.count("zeta.test", "TXT") > before
     cp = m.ctl("domain", "verify", "nope.test", "--tenant", "zeta", "--background", check=False)
     assert cp.returncode == 1 and "not a domain of zeta" in cp.stderr
+
+
+def test_dns_server_setting_checked(tmp_path):
+    import subprocess
+    from conftest import MOATD
+    for value, ok in [("127.0.0.1:5353", True), ("[::1]:53", True), ("localhost:53", True), ("127.0.0.1", True),
+                      ("dns.example:53", False), ("127.0.0.1:0", False), ("127.0.0.1:x", False)]:
+        conf = tmp_path / "m.conf"
+        conf.write_text("dns_server = %s\n" % value)
+        cp = subprocess.run([str(MOATD), "-c", str(conf), "--check"], capture_output=True, text=True)
+        assert (cp.returncode == 0) == ok, (value, cp.stdout, cp.stderr)
+        if not ok:
+            assert "dns_server" in cp.stderr, cp.stderr
