@@ -1,8 +1,8 @@
 /*
  * dashboard.js - the dashboard (PRODUCT.md §5) from GET /api/v1/stats:
- * per domain and period, the totals, messages and threats over time (an
- * inline SVG chart built with createElementNS - no library, no HTML
- * strings), threats by type (SVG bars), recipients by status, the top
+ * per domain and period, the totals, messages and threats over time and
+ * threats by type over time (inline SVG charts built with createElementNS -
+ * no library, no HTML strings), threats by type (SVG bars), recipients by status, the top
  * targeted recipients, top recipients and top senders.
  */
 'use strict';
@@ -10,35 +10,41 @@
   const h = M.h, t = (k, ...a) => M.t(k, ...a);
   let state = { domain: '', period: '24h' };
 
-  function lineChart(series, bucket) {
+  // lineChart - lines: [{values: [n per bucket], cls, label}], starts: bucket start times
+  function lineChart(lines, starts, bucket, id, label) {
     const W = 720, H = 220, L = 44, R = 10, T = 12, B = 28;
-    const n = series.length;
-    const max = Math.max(1, ...series.map((p) => p.messages || 0));
+    const n = starts.length;
+    const max = Math.max(1, ...lines.map((l) => Math.max(0, ...l.values)));
     const x = (i) => L + (n <= 1 ? 0 : (i * (W - L - R)) / (n - 1));
     const y = (v) => T + (H - T - B) * (1 - v / max);
-    const svg = h('svg:svg', { viewBox: '0 0 ' + W + ' ' + H, class: 'chart', role: 'img', id: 'dash-chart', 'aria-label': t('dash.overtime') });
+    const svg = h('svg:svg', { viewBox: '0 0 ' + W + ' ' + H, class: 'chart', role: 'img', id, 'aria-label': label });
     for (let k = 0; k <= 4; k++) {
       const v = Math.round((max * k) / 4);
       svg.appendChild(h('svg:line', { x1: L, x2: W - R, y1: y(v), y2: y(v), class: 'grid' }));
       svg.appendChild(h('svg:text', { x: L - 6, y: y(v) + 4, 'text-anchor': 'end', class: 'axis' }, String(v)));
     }
-    const path = (key) => series.map((p, i) => (i ? 'L' : 'M') + x(i).toFixed(1) + ' ' + y(p[key] || 0).toFixed(1)).join(' ');
-    if (n) {
-      svg.appendChild(h('svg:path', { d: path('messages'), class: 'line messages' }));
-      svg.appendChild(h('svg:path', { d: path('threats'), class: 'line threats' }));
-      const step = Math.max(1, Math.ceil(n / 6));
-      for (let i = 0; i < n; i += step) {
-        const d = new Date(series[i].start * 1000);
-        const label = bucket >= 86400 ? (d.getMonth() + 1) + '/' + d.getDate() : d.getHours() + ':' + String(d.getMinutes()).padStart(2, '0');
-        svg.appendChild(h('svg:text', { x: x(i), y: H - 8, 'text-anchor': 'middle', class: 'axis' }, label));
-      }
-      series.forEach((p, i) => {
-        const c = h('svg:circle', { cx: x(i), cy: y(p.threats || 0), r: p.threats ? 3 : 0, class: 'dot threats' });
-        c.appendChild(h('svg:title', null, M.fmtTime(p.start) + ': ' + t('dash.threats') + ' ' + p.threats));
+    if (!n) return svg;
+    lines.forEach((l) => {
+      svg.appendChild(h('svg:path', { d: l.values.map((v, i) => (i ? 'L' : 'M') + x(i).toFixed(1) + ' ' + y(v || 0).toFixed(1)).join(' '),
+        class: 'line ' + l.cls }));
+      l.values.forEach((v, i) => {
+        if (!v) return;
+        const c = h('svg:circle', { cx: x(i), cy: y(v), r: 3, class: 'dot ' + l.cls });
+        c.appendChild(h('svg:title', null, M.fmtTime(starts[i]) + ': ' + l.label + ' ' + v));
         svg.appendChild(c);
       });
+    });
+    const step = Math.max(1, Math.ceil(n / 6));
+    for (let i = 0; i < n; i += step) {
+      const d = new Date(starts[i] * 1000);
+      const lab = bucket >= 86400 ? (d.getMonth() + 1) + '/' + d.getDate() : d.getHours() + ':' + String(d.getMinutes()).padStart(2, '0');
+      svg.appendChild(h('svg:text', { x: x(i), y: H - 8, 'text-anchor': 'middle', class: 'axis' }, lab));
     }
     return svg;
+  }
+  function catLabel(c) { return t('cat.' + c) === 'cat.' + c ? c : t('cat.' + c); }
+  function legend(lines) {
+    return h('p', { class: 'legend' }, lines.map((l) => [h('span', { class: 'key ' + l.cls }, '■'), ' ', l.label, '  ']));
   }
 
   function bars(items, key, id) {
@@ -46,7 +52,7 @@
     const max = Math.max(1, ...items.map((x) => x.count));
     const svg = h('svg:svg', { viewBox: '0 0 ' + W + ' ' + H, class: 'bars', id, role: 'img' });
     items.forEach((it, i) => {
-      const label = t('cat.' + it[key]) === 'cat.' + it[key] ? it[key] : t('cat.' + it[key]);
+      const label = catLabel(it[key]);
       const w = Math.max(2, ((W - 170) * it.count) / max);
       svg.appendChild(h('svg:text', { x: 0, y: i * row + 16, class: 'axis' }, label));
       svg.appendChild(h('svg:rect', { x: 120, y: i * row + 4, width: w, height: row - 8, class: 'bar c-' + it[key] }));
@@ -81,9 +87,16 @@
       out.appendChild(h('div', { class: 'tiles', id: 'dash-totals' },
         [['messages', 'dash.messages'], ['recipients', 'dash.recipients'], ['threats', 'dash.threats'], ['rejected', 'dash.rejected']]
           .map(([k, l]) => h('div', { class: 'tile t-' + k }, h('span', { class: 'big', 'data-total': k }, M.fmtNum(tot[k] || 0)), h('span', null, t(l))))));
-      out.appendChild(h('section', { class: 'card' }, h('h2', null, t('dash.overtime')),
-        h('p', { class: 'legend' }, h('span', { class: 'key messages' }, '■'), ' ', t('dash.messages'), '  ', h('span', { class: 'key threats' }, '■'), ' ', t('dash.threats')),
-        lineChart(s.series || [], s.bucket_seconds || 3600)));
+      const series = s.series || [], starts = series.map((p) => p.start), bucket = s.bucket_seconds || 3600;
+      const main2 = [{ values: series.map((p) => p.messages || 0), cls: 'messages', label: t('dash.messages') },
+        { values: series.map((p) => p.threats || 0), cls: 'threats', label: t('dash.threats') }];
+      out.appendChild(h('section', { class: 'card' }, h('h2', null, t('dash.overtime')), legend(main2),
+        lineChart(main2, starts, bucket, 'dash-chart', t('dash.overtime'))));
+      const byType = Object.entries(s.series_by_type || {}).map(([c, v]) => ({ values: v, cls: 'c-' + c, label: catLabel(c) }));
+      if (byType.length) {
+        out.appendChild(h('section', { class: 'card' }, h('h2', null, t('dash.typetime')), legend(byType),
+          lineChart(byType, starts, bucket, 'dash-typechart', t('dash.typetime'))));
+      }
       const threats = s.threats_by_type || [];
       out.appendChild(h('div', { class: 'two' },
         h('section', { class: 'card small' }, h('h2', null, t('dash.bytype')), threats.length ? bars(threats, 'type', 'dash-threats') : h('p', { class: 'hint' }, t('dash.nothreats'))),

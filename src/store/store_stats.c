@@ -14,6 +14,7 @@
  * tables for senders and recipients, bounded by STATS_KEYS_MAX distinct
  * keys each - beyond that new keys are not counted, and the answer says
  * "truncated"). The cost is linear in the period's recipient rows.
+ * series_by_type counts the threats of each detection category per bucket.
  */
 #include "store/store_int.h"
 
@@ -205,6 +206,7 @@ char *store_tracking_stats(struct store *st, const struct track_stats_query *q)
     if (nb > 10000)
         nb = 10000;
     uint64_t *tot_b = xcalloc(nb, sizeof *tot_b), *thr_b = xcalloc(nb, sizeof *thr_b);
+    uint64_t *type_b = xcalloc(nb * STATS_CATS_MAX, sizeof *type_b); /* [type index * nb + bucket] */
     uint64_t messages = 0, accepted = 0, rejected = 0, recipients = 0, threats = 0;
     struct named statuses[STATS_STATUS_MAX], types[STATS_CATS_MAX];
     size_t nstatus = 0, ntypes = 0;
@@ -243,8 +245,12 @@ char *store_tracking_stats(struct store *st, const struct track_stats_query *q)
             if (detail) {
                 struct named cats[STATS_CATS_MAX];
                 size_t nc = message_categories(detail, cats, STATS_CATS_MAX);
-                for (size_t k = 0; k < nc; k++)
+                for (size_t k = 0; k < nc; k++) {
                     named_add(types, &ntypes, STATS_CATS_MAX, cats[k].name);
+                    for (size_t j = 0; j < ntypes; j++) /* its index: types is sorted only at the end */
+                        if (strcmp(types[j].name, cats[k].name) == 0)
+                            type_b[j * nb + b]++;
+                }
                 threat = nc > 0;
             }
             threats += threat;
@@ -270,6 +276,14 @@ char *store_tracking_stats(struct store *st, const struct track_stats_query *q)
                                                (json_int_t)accepted, "rejected", (json_int_t)rejected, "recipients",
                                                (json_int_t)recipients, "threats", (json_int_t)threats));
     json_object_set_new(o, "recipients_by_status", named_json(statuses, nstatus, "status"));
+    json_t *by_type = json_object(); /* before named_json sorts types */
+    for (size_t j = 0; j < ntypes; j++) {
+        json_t *a = json_array();
+        for (size_t i = 0; i < nb; i++)
+            json_array_append_new(a, json_integer((json_int_t)type_b[j * nb + i]));
+        json_object_set_new(by_type, types[j].name, a);
+    }
+    json_object_set_new(o, "series_by_type", by_type);
     json_object_set_new(o, "threats_by_type", named_json(types, ntypes, "type"));
     json_object_set_new(o, "top_senders", counter_top(&senders, "sender"));
     json_object_set_new(o, "top_recipients", counter_top(&rcpts, "rcpt"));
@@ -286,6 +300,7 @@ char *store_tracking_stats(struct store *st, const struct track_stats_query *q)
 out:
     free(tot_b);
     free(thr_b);
+    free(type_b);
     counter_free(&senders);
     counter_free(&rcpts);
     counter_free(&targeted);

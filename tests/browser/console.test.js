@@ -139,6 +139,7 @@ test('dashboard: totals, the SVG chart over time, threats by type, top lists', a
   const threats = parseInt((await page.textContent('[data-total=threats]')).replace(/\D/g, ''), 10);
   assert(msgs >= 2 && threats >= 1, 'totals ' + msgs + ' / ' + threats);
   await page.waitForSelector('#dash-threats rect.bar');
+  await page.waitForSelector('#dash-typechart path.line.c-spam');
   const senders = await page.textContent('#dash-topsend');
   assert(senders.includes('spammer@example.net'), senders);
   await noXss('dashboard');

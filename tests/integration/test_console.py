@@ -192,3 +192,23 @@ def test_tracking_search_filters(console_env):
     assert len(search(**{"from": "carol%20example"})) == 1 and search(**{"from": "dave"}) == []
     assert len(search(ip="127.0.0.1")) == 1 and search(ip="192.0.2.1") == []
     assert a.get("/api/v1/tracking?direction=sideways").status == 400
+
+
+def test_stats_series_by_type(console_env):
+    """The dashboard's threats-by-type chart: GET /api/v1/stats has
+    series_by_type, a count per bucket for each detection category."""
+    m = console_env.moat
+    r = smtp_send(m.smtp_port, "spammer@example.net", ["carol@protected.test"],
+                  make_message(subject="stats", body=GTUBE + "\r\n", sender="spammer@example.net"))
+    assert r.code == 250, r
+    add_account(m, "stats@acme.test")
+    a = Api(m.http_port)
+    a.login("stats@acme.test")
+
+    def spam_series():
+        st = a.get("/api/v1/stats?since=1h").body
+        return st if sum(st.get("series_by_type", {}).get("spam", [])) >= 1 else None
+    st = wait_until(spam_series, 15, msg="a spam threat in series_by_type")
+    for cat, counts in st["series_by_type"].items():
+        assert len(counts) == len(st["series"]), cat
+    assert sum(sum(v) for v in st["series_by_type"].values()) >= st["totals"]["threats"]
