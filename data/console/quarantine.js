@@ -12,23 +12,27 @@
 
   M.page('quarantine', async function (main, args) {
     if (args[0]) return preview(main, args[0]);
-    const v = (last && last.form) || { rcpt: '', period: '30d' };
+    const v = (last && last.form) || { rcpt: '', period: '30d', text: '' };
     const rcpt = h('input', { type: 'text', id: 'q-rcpt', value: v.rcpt, maxlength: 254, placeholder: 'user@example.com, *@example.com' });
+    const text = h('input', { type: 'text', id: 'q-text', value: v.text, maxlength: 256 });
     const period = M.select({ id: 'q-period' }, [['1h', t('period.1h')], ['24h', t('period.24h')], ['7d', t('period.7d')], ['30d', t('period.30d')]], v.period);
     const err = M.errorBox();
     const results = h('div', { id: 'q-results' });
     const form = h('form', { class: 'card search', id: 'q-form' }, h('h1', null, t('title.quarantine')),
       h('p', { class: 'hint' }, t('q.retention')),
-      h('div', { class: 'grid' }, M.field(t('tr.rcpt'), rcpt), M.field(t('tr.period'), period)), err,
+      h('div', { class: 'grid' }, M.field(t('tr.rcpt'), rcpt), M.field(t('tr.period'), period), M.field(t('q.text'), text, t('q.text.hint'))), err,
       h('div', { class: 'actions' }, h('button', { type: 'submit', id: 'q-search' }, t('search'))));
     main.append(form, results);
     async function run() {
-      const fv = { rcpt: rcpt.value.trim(), period: period.value };
+      const fv = { rcpt: rcpt.value.trim(), period: period.value, text: text.value.trim().toLowerCase() };
       err.show('');
       try {
         const r = await M.api('GET', '/api/v1/quarantine' + M.qs({ rcpt: fv.rcpt, since: fv.period, limit: 1000 }));
         last = { form: fv };
-        list(results, r.messages || [], run);
+        // the API searches by recipient and time; sender, subject and rule are filtered here
+        const msgs = (r.messages || []).filter((m) => !fv.text ||
+          [m.subject, m.sender, m.from, m.rule, m.reason].some((x) => (x || '').toLowerCase().includes(fv.text)));
+        list(results, msgs, run);
       } catch (e) { err.show(e.message); }
     }
     form.addEventListener('submit', (ev) => { ev.preventDefault(); run(); });
