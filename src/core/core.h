@@ -84,6 +84,9 @@ int core_parse_size(const char *s, uint64_t *bytes);
 /* core_strlcpy - bounded copy, always NUL-terminates; returns strlen(src) */
 size_t core_strlcpy(char *dst, const char *src, size_t dstsz);
 bool core_strcaseeq(const char *a, const char *b);
+/* core_memcasemem - the first case-insensitive (ASCII) occurrence of
+ * needle[0..n) in hay[0..len), or NULL; hay need not be NUL-terminated */
+const char *core_memcasemem(const char *hay, size_t len, const char *needle, size_t n);
 /* core_parse_hostport - "host:port" or "[v6]:port"; -1 on error */
 int core_parse_hostport(const char *s, char *host, size_t hostsz, uint16_t *port);
 /* core_cidr_match - true when the address ip (text) is inside cidr

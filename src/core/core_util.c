@@ -85,6 +85,28 @@ bool core_strcaseeq(const char *a, const char *b)
     return strcasecmp(a, b) == 0;
 }
 
+/* core_memcasemem - memchr finds the candidates for the needle's first byte
+ * (both cases), so the cost is one fast pass plus a compare per candidate,
+ * not a strncasecmp call at every offset */
+const char *core_memcasemem(const char *hay, size_t len, const char *needle, size_t n)
+{
+    if (!hay || !n || n > len)
+        return NULL;
+    int lo = tolower((unsigned char)needle[0]), up = toupper((unsigned char)needle[0]);
+    const char *p = hay, *end = hay + (len - n) + 1; /* candidates start before end */
+    while (p < end) {
+        const char *a = memchr(p, lo, (size_t)(end - p));
+        const char *b = up != lo ? memchr(p, up, (size_t)((a ? a : end) - p)) : NULL;
+        const char *c = b ? b : a;
+        if (!c)
+            return NULL;
+        if (strncasecmp(c + 1, needle + 1, n - 1) == 0)
+            return c;
+        p = c + 1;
+    }
+    return NULL;
+}
+
 int core_parse_hostport(const char *s, char *host, size_t hostsz, uint16_t *port)
 {
     const char *colon;

@@ -76,11 +76,7 @@ static bool name_match(const char *h, const char *pat)
 
 static bool has_ci(const char *hay, size_t len, const char *needle)
 {
-    size_t n = strlen(needle);
-    for (size_t i = 0; n && i + n <= len; i++)
-        if (strncasecmp(hay + i, needle, n) == 0)
-            return true;
-    return false;
+    return core_memcasemem(hay, len, needle, strlen(needle)) != NULL;
 }
 
 struct gray {

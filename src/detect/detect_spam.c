@@ -72,13 +72,7 @@ void detect_spam_set_model(struct spam_model *m)
 
 static bool has_ci(const char *hay, size_t len, const char *needle)
 {
-    size_t n = strlen(needle);
-    if (!hay)
-        return false;
-    for (size_t i = 0; i + n <= len; i++)
-        if (strncasecmp(hay + i, needle, n) == 0)
-            return true;
-    return false;
+    return core_memcasemem(hay, len, needle, strlen(needle)) != NULL;
 }
 
 static bool has(const char *hay, size_t len, const char *needle)

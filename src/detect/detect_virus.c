@@ -19,8 +19,16 @@
  * archives itself, within the engine limits below), the bytes of archive
  * entries mime/ opened with a harvested password (ClamAV cannot decrypt;
  * mime_archive.c hands them over through mime_decrypted_hook while the
- * message is analysed), and the raw message through ClamAV's mail parser
- * when nothing was found in the attachments (a virus in a body part).
+ * message is analysed), the decoded bytes of every body part (text/plain,
+ * text/html: mime_body_hook, during the analysis too), and, when nothing
+ * was found, the raw message. The raw message goes through ClamAV's own
+ * mail parser only when mime/ flagged the message malformed (an ambiguous
+ * structure, limits hit): then ClamAV's independent reading of the MIME is
+ * worth its cost (a parser differential cannot hide a part from both).
+ * For well-formed mail every part ClamAV's parser would decode has already
+ * been scanned decoded, so the message is scanned as it is (signatures on
+ * the raw mail, e.g. ClamAV's mail-target ones, still match), which saves
+ * decoding every attachment a second time into temporary files.
  *
  * clamd: when the config key clamd_socket is set, no engine is loaded here;
  * every object above is streamed to that clamd instead (detect_clamd.c,
@@ -124,6 +132,7 @@ static int load_dir(const char *dir, bool required, unsigned *sigs, char *err, s
 }
 
 static void scan_decrypted(struct analysis *a, const char *path, const unsigned char *data, size_t len);
+static void scan_body(struct analysis *a, const char *path, const unsigned char *data, size_t len);
 
 int detect_virus_init(const struct moat_config *cfg, char *err, size_t errsz)
 {
@@ -181,6 +190,7 @@ int detect_virus_init(const struct moat_config *cfg, char *err, size_t errsz)
         goto fail;
     }
     mime_decrypted_hook = scan_decrypted;
+    mime_body_hook = scan_body;
     /* libclamav keeps the engine in mmap'ed pools that leak checkers do not
      * see: free it at exit even when the caller never calls detect_shutdown */
     {
@@ -203,6 +213,8 @@ void detect_virus_shutdown(void)
 {
     if (mime_decrypted_hook == scan_decrypted)
         mime_decrypted_hook = NULL;
+    if (mime_body_hook == scan_body)
+        mime_body_hook = NULL;
     if (engine)
         cl_engine_free(engine);
     engine = NULL;
@@ -303,10 +315,17 @@ static bool scan_clamd(struct analysis *a, const void *data, size_t len, const c
     return false;
 }
 
+/* scan_bytes options */
+enum {
+    SCAN_WHOLE = 1,       /* the object is the message or a body part: a hit is not removable */
+    SCAN_NO_ARCHIVES = 2, /* do not unpack archives (over the entry-count limit) */
+    SCAN_NO_MAIL = 4,     /* do not run ClamAV's mail parser over it */
+};
+
 /* scan_bytes - one ClamAV scan (in-process or clamd); true when a virus was found */
-static bool scan_bytes(struct analysis *a, const void *data, size_t len, const char *where, bool whole_message,
-                       bool no_archives)
+static bool scan_bytes(struct analysis *a, const void *data, size_t len, const char *where, unsigned opts)
 {
+    bool whole_message = opts & SCAN_WHOLE;
     struct cl_scan_options o;
     const char *virname = NULL;
     unsigned long scanned = 0;
@@ -323,8 +342,10 @@ static bool scan_bytes(struct analysis *a, const void *data, size_t len, const c
         return false;
     }
     scan_options(&o);
-    if (no_archives)
+    if (opts & SCAN_NO_ARCHIVES)
         o.parse &= ~(unsigned)CL_SCAN_PARSE_ARCHIVE;
+    if (opts & SCAN_NO_MAIL)
+        o.parse &= ~(unsigned)CL_SCAN_PARSE_MAIL;
     rc = cl_scanmap_callback(map, where, &virname, &scanned, engine, &o, NULL);
     cl_fmap_close(map);
     if (rc == CL_CLEAN)
@@ -335,12 +356,31 @@ static bool scan_bytes(struct analysis *a, const void *data, size_t len, const c
     return false;
 }
 
+static bool has_virus(const struct analysis *a)
+{
+    for (size_t i = 0; i < a->ndetections; i++)
+        if (strcmp(a->detections[i].category, "virus") == 0 && a->detections[i].score >= 1.0)
+            return true;
+    return false;
+}
+
 /* scan_decrypted - mime_decrypted_hook: an archive entry opened with a
  * password, which ClamAV could not have opened */
 static void scan_decrypted(struct analysis *a, const char *path, const unsigned char *data, size_t len)
 {
     if (engine || use_clamd)
-        scan_bytes(a, data, len, path, false, false);
+        scan_bytes(a, data, len, path, 0);
+}
+
+/* scan_body - mime_body_hook: a body part's decoded bytes (in-process
+ * engine only: through clamd the whole message goes to clamd's mail parser) */
+static void scan_body(struct analysis *a, const char *path, const unsigned char *data, size_t len)
+{
+    char where[96];
+    if (!engine || has_virus(a))
+        return;
+    snprintf(where, sizeof where, "body part %.64s", path);
+    scan_bytes(a, data, len, where, SCAN_WHOLE);
 }
 
 /* ---------------------------------------------------------------- heuristics */
@@ -413,11 +453,7 @@ static size_t longest_base64_run(const unsigned char *p, size_t n)
 
 static bool contains_ci(const unsigned char *p, size_t n, const char *needle)
 {
-    size_t m = strlen(needle);
-    for (size_t i = 0; m <= n && i <= n - m; i++)
-        if (strncasecmp((const char *)p + i, needle, m) == 0)
-            return true;
-    return false;
+    return core_memcasemem((const char *)p, n, needle, strlen(needle)) != NULL;
 }
 
 /* html_smuggling - an HTML attachment that carries a large encoded blob and
@@ -482,14 +518,6 @@ static void heuristics(struct analysis *a, const struct mime_attachment *at)
         heur(a, "Heuristics.Encrypted", 0.5, "%s%s", fn, " (password-protected, could not be opened: not scanned)");
 }
 
-static bool has_virus(const struct analysis *a)
-{
-    for (size_t i = 0; i < a->ndetections; i++)
-        if (strcmp(a->detections[i].category, "virus") == 0 && a->detections[i].score >= 1.0)
-            return true;
-    return false;
-}
-
 void detect_virus_run(struct analysis *a, const char *msg, size_t len, const struct detect_context *ctx)
 {
     (void)ctx;
@@ -520,8 +548,12 @@ void detect_virus_run(struct analysis *a, const char *msg, size_t len, const str
             if (use_clamd)
                 continue; /* clamd would open it whole */
         }
-        found |= scan_bytes(a, at->data, at->size, fn, false, at->too_many_entries);
+        found |= scan_bytes(a, at->data, at->size, fn, at->too_many_entries ? SCAN_NO_ARCHIVES : 0);
     }
+    bool malformed = false;
+    for (size_t i = 0; i < a->nflags && !malformed; i++)
+        malformed = strcmp(a->flags[i].name, "malformed") == 0 || strcmp(a->flags[i].name, "text_limit") == 0;
     if (!found && !(crowded && use_clamd))
-        scan_bytes(a, msg, len, "message", true, crowded);
+        scan_bytes(a, msg, len, "message",
+                   SCAN_WHOLE | (crowded ? SCAN_NO_ARCHIVES : 0) | (malformed ? 0 : SCAN_NO_MAIL));
 }

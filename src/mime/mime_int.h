@@ -96,6 +96,13 @@ bool mime_archive_ratio_exceeded(uint64_t produced, uint64_t consumed, unsigned 
  * the call. The hook may add detections to a. */
 extern void (*mime_decrypted_hook)(struct analysis *a, const char *path, const unsigned char *data, size_t len);
 
+/* mime_body_hook - when set (detect_virus.c), called with the decoded bytes
+ * of every body part (text/plain, text/html shown as the body, before any
+ * charset conversion) while the message is analysed, so the virus scanner
+ * sees them decoded without parsing the MIME a second time. path is the
+ * part's path; the bytes are borrowed for the call. */
+extern void (*mime_body_hook)(struct analysis *a, const char *path, const unsigned char *data, size_t len);
+
 /* the facts found in one blob (attachment or member), ORed upwards */
 struct mime_facts {
     bool encrypted, decrypted, macros, ole_objects, pdf_javascript, pdf_launch, pdf_open_action;

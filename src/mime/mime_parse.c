@@ -470,6 +470,19 @@ static GByteArray *part_bytes(GMimePart *part)
     return ba;
 }
 
+void (*mime_body_hook)(struct analysis *a, const char *path, const unsigned char *data, size_t len);
+
+static unsigned char b64_cls[256];
+
+static void base64_classes_init(void)
+{
+    static const char alpha[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    for (const char *c = alpha; *c; c++)
+        b64_cls[(unsigned char)*c] = 1;
+    b64_cls[' '] = b64_cls['\t'] = b64_cls['\r'] = b64_cls['\n'] = 2;
+    b64_cls['='] = 3;
+}
+
 /* base64_broken - the encoded content is not clean base64: other
  * characters, data after the padding, or an impossible length */
 static const char *base64_broken(GMimePart *part)
@@ -484,26 +497,25 @@ static const char *base64_broken(GMimePart *part)
     uint64_t count = 0;
     bool pad = false;
     const char *why = NULL;
+    /* byte classes: 0 other, 1 base64 alphabet, 2 white space, 3 '=' (a
+     * table: this loop sees every encoded byte of every attachment) */
+    static pthread_once_t once = PTHREAD_ONCE_INIT;
+    pthread_once(&once, base64_classes_init);
     while (!why && (r = g_mime_stream_read(s, buf, sizeof buf)) > 0) {
         for (ssize_t i = 0; i < r; i++) {
-            unsigned char c = (unsigned char)buf[i];
-            if (c == ' ' || c == '\t' || c == '\r' || c == '\n')
+            unsigned char k = b64_cls[(unsigned char)buf[i]];
+            if (k == 1 && !pad) {
+                count++;
                 continue;
-            if (c == '=') {
+            }
+            if (k == 2)
+                continue;
+            if (k == 3) {
                 pad = true;
                 continue;
             }
-            bool b64 = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
-                       c == '+' || c == '/';
-            if (!b64) {
-                why = "invalid characters";
-                break;
-            }
-            if (pad) {
-                why = "data after padding";
-                break;
-            }
-            count++;
+            why = k == 1 ? "data after padding" : "invalid characters";
+            break;
         }
     }
     g_mime_stream_reset(s);
@@ -748,6 +760,8 @@ static void walk_leaf(struct walk *w, GMimeObject *obj, struct mime_part *mp, co
         strcmp(ct, "application/x-pkcs7-signature") == 0 || strcmp(ct, "application/pgp-encrypted") == 0;
     bool attachment = !signature && (attachment_disp || mp->filename || !is_body_type(ct));
     mp->is_text = body;
+    if (body && ba->len && mime_body_hook)
+        mime_body_hook(a, path, ba->data, ba->len);
     if (body) {
         const char *data = ba->data ? (const char *)ba->data : "";
         size_t len = ba->len;

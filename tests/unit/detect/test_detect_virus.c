@@ -174,6 +174,65 @@ static void test_body(void **state)
     buf_free(&m);
 }
 
+/* test_encoded_body - EICAR in a base64 text body and in a
+ * quoted-printable HTML body of a well-formed message: the raw message
+ * does not contain the string, the decoded body parts do (mime_body_hook) */
+static void test_encoded_body(void **state)
+{
+    (void)state;
+    struct buf m, e;
+    buf_init(&e, 4096);
+    b64(&e, (const unsigned char *)eicar, strlen(eicar));
+    buf_init(&m, 64u * 1024);
+    buf_printf(&m, "From: a@example.org\r\nTo: b@example.com\r\nSubject: test\r\n"
+                   "Message-ID: <t@example.org>\r\nMIME-Version: 1.0\r\n"
+                   "Content-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: base64\r\n\r\n%s",
+               e.ptr);
+    assert_null(memmem(m.ptr, m.len, eicar, strlen(eicar)));
+    expect_virus(&m, "message (uncleanable, non-mass-mailing)");
+    buf_free(&m);
+    /* quoted-printable HTML: every character of the string hex-encoded */
+    buf_init(&m, 64u * 1024);
+    buf_append_str(&m, "From: a@example.org\r\nTo: b@example.com\r\nSubject: test\r\n"
+                       "MIME-Version: 1.0\r\nContent-Type: multipart/alternative; boundary=\"AA\"\r\n\r\n"
+                       "--AA\r\nContent-Type: text/plain\r\n\r\nhello\r\n"
+                       "--AA\r\nContent-Type: text/html\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\n<p>");
+    for (size_t i = 0; eicar[i]; i++)
+        buf_printf(&m, "=%02X%s", (unsigned char)eicar[i], i % 20 == 19 ? "=\r\n" : "");
+    buf_append_str(&m, "</p>\r\n--AA--\r\n");
+    assert_null(memmem(m.ptr, m.len, eicar, strlen(eicar)));
+    expect_virus(&m, "message (uncleanable, non-mass-mailing)");
+    buf_free(&m);
+    buf_free(&e);
+}
+
+/* test_malformed_attachment - a message flagged malformed (duplicate
+ * Content-Transfer-Encoding on the attachment) still has its EICAR found:
+ * such messages also get ClamAV's own reading of the MIME */
+static void test_malformed_attachment(void **state)
+{
+    (void)state;
+    struct buf m, e;
+    buf_init(&e, 4096);
+    b64(&e, (const unsigned char *)eicar, strlen(eicar));
+    buf_init(&m, 64u * 1024);
+    buf_printf(&m, "From: a@example.org\r\nTo: b@example.com\r\nSubject: test\r\nMIME-Version: 1.0\r\n"
+                   "Content-Type: multipart/mixed; boundary=\"BB\"\r\n\r\n"
+                   "--BB\r\nContent-Type: text/plain\r\n\r\nsee attached\r\n"
+                   "--BB\r\nContent-Type: application/octet-stream; name=\"x.bin\"\r\n"
+                   "Content-Transfer-Encoding: 7bit\r\nContent-Transfer-Encoding: base64\r\n\r\n%s--BB--\r\n",
+               e.ptr);
+    struct analysis *a = scan(&m);
+    bool malformed = false;
+    for (size_t i = 0; i < a->nflags; i++)
+        malformed |= strcmp(a->flags[i].name, "malformed") == 0;
+    assert_true(malformed);
+    assert_non_null(find(a, "virus", "Moat.Test.EICAR", NULL));
+    analysis_free(a);
+    buf_free(&m);
+    buf_free(&e);
+}
+
 static void test_zipped(void **state)
 {
     struct buf m;
@@ -885,6 +944,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_attachment),   cmocka_unit_test(test_body),
         cmocka_unit_test(test_zipped),       cmocka_unit_test(test_nested5),
+        cmocka_unit_test(test_encoded_body), cmocka_unit_test(test_malformed_attachment),
         cmocka_unit_test(test_crowded_zip),
         cmocka_unit_test(test_password_zip), cmocka_unit_test(test_clean),
         cmocka_unit_test(test_heuristics),   cmocka_unit_test(test_types),
