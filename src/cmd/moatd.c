@@ -194,6 +194,7 @@ int main(int argc, char **argv)
     struct dns_checker *checker = NULL;
     struct http_server *web = NULL;
     SSL_CTX *server_ctx = NULL, *client_ctx = NULL;
+    char scan_tmp[1024] = "";
 
     if (store_open(&cfg, &st, err, sizeof err) < 0) {
         log_error("cannot open store: %s", err);
@@ -210,6 +211,15 @@ int main(int argc, char **argv)
     if (!(sp = spool_open(cfg.data_dir, 16, err, sizeof err))) {
         log_error("cannot open spool: %s", err);
         goto out;
+    }
+    /* the scan workers' temporary directory: emptied of what a killed
+     * worker left, before any worker starts (scan_tmpdir.c) */
+    if (scan_tmpdir_resolve(&cfg, scan_tmp, sizeof scan_tmp) == 0) {
+        scan_tmpdir_prepare(scan_tmp);
+        log_info("scan temporary directory %s", scan_tmp);
+    } else {
+        log_warn("scan_tmp_dir %s is not a usable directory of ours: libclamav uses TMPDIR", cfg.scan_tmp_dir);
+        scan_tmp[0] = '\0';
     }
     if (!(server_ctx = smtp_tls_server_ctx(&cfg, err, sizeof err))) {
         log_error("TLS unavailable: %s", err);
@@ -308,6 +318,8 @@ out:
         SSL_CTX_free(server_ctx);
     if (client_ctx)
         SSL_CTX_free(client_ctx);
+    if (scan_tmp[0])
+        scan_tmpdir_remove(scan_tmp);
     log_info("stopped");
     config_free(&cfg);
     return rc;

@@ -78,6 +78,7 @@ static const struct config_entry config_table[] = {
     {"connection_reuse_time", CT_DURATION, OFF(connection_reuse_time), "5s", 0, 600, "outbound: keep an idle connection this long for reuse"},
     {"uribl_zones", CT_STRING, OFF(uribl_zones), "", 0, 1024, "web reputation: DNS URI blocklist zones looked up as <domain>.<zone> (comma-separated, e.g. multi.surbl.org); empty: off"},
     {"uribl_timeout_ms", CT_COUNT, OFF(uribl_timeout_ms), "2000", 100, 30000, "web reputation: milliseconds for all URI blocklist lookups of one message"},
+    {"scan_tmp_dir", CT_STRING, OFF(scan_tmp_dir), "auto", 1, 1024, "scan workers' temporary files (libclamav's unpacked archives, normalised HTML): a directory of ours, mode 0700; auto = a private directory in /dev/shm when it is a writable tmpfs (memory: faster), else <data_dir>/tmp"},
     {"clamd_socket", CT_STRING, OFF(clamd_socket), "", 0, 300, "virus scanning through clamd (INSTREAM): its unix socket path or a loopback host:port; empty: libclamav in the scan workers"},
     {"clamd_timeout", CT_DURATION, OFF(clamd_timeout), "30s", 1, 600, "clamd: longest connect + stream + reply for one scanned object"},
     {"clamd_stream_max", CT_SIZE, OFF(clamd_stream_max), "25M", 1024 * 1024, 4ULL * 1024 * 1024 * 1024 - 1, "clamd: largest object streamed (keep at most clamd's StreamMaxLength); larger ones are scan_exclusion"},

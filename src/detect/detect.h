@@ -59,6 +59,9 @@ int detect_tenant_add_style(struct detect_tenant *t, const unsigned char *blob, 
                             size_t errsz);
 void detect_tenant_free(struct detect_tenant *t);
 
+/* detect_set_tmpdir - where libclamav writes its temporary files (before
+ * detect_init; default: TMPDIR) */
+void detect_set_tmpdir(const char *dir);
 /* detect_init - load every engine once per process (signatures, models);
  * 0, or -1 with err (the caller logs it; detection then runs degraded and
  * says so in scan_exclusion detections) */

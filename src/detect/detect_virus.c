@@ -134,6 +134,13 @@ static int load_dir(const char *dir, bool required, unsigned *sigs, char *err, s
 static void scan_decrypted(struct analysis *a, const char *path, const unsigned char *data, size_t len);
 static void scan_body(struct analysis *a, const char *path, const unsigned char *data, size_t len);
 
+static char tmpdir[1024];
+
+void detect_set_tmpdir(const char *dir)
+{
+    snprintf(tmpdir, sizeof tmpdir, "%s", dir ? dir : "");
+}
+
 int detect_virus_init(const struct moat_config *cfg, char *err, size_t errsz)
 {
     struct mime_limits l;
@@ -169,6 +176,10 @@ int detect_virus_init(const struct moat_config *cfg, char *err, size_t errsz)
         snprintf(err, errsz, "cl_engine_new failed");
         goto fail;
     }
+    if (tmpdir[0] && (rc = cl_engine_set_str(engine, CL_ENGINE_TMPDIR, tmpdir)) != CL_SUCCESS) {
+        snprintf(err, errsz, "cl_engine_set_str(TMPDIR %s): %s", tmpdir, cl_strerror(rc));
+        goto fail;
+    }
     mime_limits_default(&l);
     cl_engine_set_num(engine, CL_ENGINE_MAX_SCANSIZE, (long long)l.archive_total_bytes);
     cl_engine_set_num(engine, CL_ENGINE_MAX_FILESIZE, (long long)l.archive_total_bytes);
@@ -198,7 +209,8 @@ int detect_virus_init(const struct moat_config *cfg, char *err, size_t errsz)
         if (!registered && atexit(detect_virus_shutdown) == 0)
             registered = true;
     }
-    log_info("detect virus engine=libclamav-%s signatures=%u dir=%s", cl_retver(), sigs, dir);
+    log_info("detect virus engine=libclamav-%s signatures=%u dir=%s tmpdir=%s", cl_retver(), sigs, dir,
+             tmpdir[0] ? tmpdir : "TMPDIR");
     return 0;
 fail:
     snprintf(engine_err, sizeof engine_err, "%s", err);

@@ -135,6 +135,17 @@ int scan_pool_submit(struct scan_pool *p, const struct scan_request *req, scan_d
 void scan_pool_cancel(struct scan_pool *p, uint64_t ticket);
 void scan_pool_free(struct scan_pool *p);
 
+/* scan_tmpdir_resolve - the scan workers' temporary directory for cfg
+ * (scan_tmp_dir; "auto": a private /dev/shm directory when /dev/shm is a
+ * writable tmpfs, else <data_dir>/tmp), created if missing, checked to be
+ * ours (mode 0700, not a symlink); 0, or -1 when no such directory can be
+ * had (libclamav then uses TMPDIR). scan_tmpdir.c */
+int scan_tmpdir_resolve(const struct moat_config *cfg, char *out, size_t outsz);
+/* scan_tmpdir_prepare - empty dir (moatd at start: a killed worker's leftovers) */
+void scan_tmpdir_prepare(const char *dir);
+/* scan_tmpdir_remove - remove an automatic /dev/shm directory if it is empty */
+void scan_tmpdir_remove(const char *dir);
+
 /* scan_worker_main - load the engines, then serve requests on fd until the
  * parent closes it (0) or a protocol error (1) */
 int scan_worker_main(int fd, const struct moat_config *cfg);

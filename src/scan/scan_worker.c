@@ -335,7 +335,11 @@ static void analyse(const struct scan_request *req, const struct moat_config *cf
 
 int scan_worker_main(int fd, const struct moat_config *cfg)
 {
-    char err[600];
+    char err[600], tmp[1024];
+    if (scan_tmpdir_resolve(cfg, tmp, sizeof tmp) == 0)
+        detect_set_tmpdir(tmp);
+    else
+        log_warn("scan worker: scan_tmp_dir %s unusable: libclamav uses TMPDIR", cfg->scan_tmp_dir);
     if (detect_init(cfg, err, sizeof err) < 0)
         log_error("scan worker: detection runs degraded: %s", err);
     return scan_worker_serve(fd, cfg);

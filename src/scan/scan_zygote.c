@@ -223,7 +223,11 @@ int scan_zygote_main(int fd, const struct moat_config *cfg)
     sa.sa_flags = SA_NOCLDWAIT; /* workers are reaped by the kernel */
     sigemptyset(&sa.sa_mask);
     sigaction(SIGCHLD, &sa, NULL);
-    char err[600];
+    char err[600], tmp[1024];
+    if (scan_tmpdir_resolve(cfg, tmp, sizeof tmp) == 0)
+        detect_set_tmpdir(tmp);
+    else
+        log_warn("scan zygote: scan_tmp_dir %s unusable: libclamav uses TMPDIR", cfg->scan_tmp_dir);
     if (detect_init(cfg, err, sizeof err) < 0)
         log_error("scan zygote: detection runs degraded: %s", err);
     for (;;) {

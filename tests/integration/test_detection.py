@@ -208,3 +208,66 @@ def test_detections_with_evidence_in_tracking(env):
     assert any(e.get("scan", "").startswith("virus") for e in tl), tl
     human = env.moat.ctl("tracking", "show", qid).stdout
     assert "detection virus" in human and "tool.com" in human, human
+
+
+def _scan_tmpdir(env) -> str:
+    import re
+    m = re.search(r"scan temporary directory (\S+)", env.moat.log_text())
+    assert m, env.moat.log_tail(40)
+    return m.group(1)
+
+
+def test_scan_tmp_dir_auto_is_private_tmpfs_and_cleaned(make_env):
+    """scan_tmp_dir = auto: libclamav's temporary files go to a private
+    directory on tmpfs (/dev/shm), mode 0700; a zipped EICAR is still found;
+    leftovers of a previous run are removed at start; a clean stop removes
+    the directory."""
+    import stat
+    if not os.path.isdir("/dev/shm") or not os.access("/dev/shm", os.W_OK):
+        pytest.skip("no writable /dev/shm on this machine")
+    env = make_env()
+    d = _scan_tmpdir(env)
+    assert d.startswith("/dev/shm/moat-scan-"), d
+    st = os.lstat(d)
+    assert stat.S_ISDIR(st.st_mode) and stat.S_IMODE(st.st_mode) == 0o700 and st.st_uid == os.geteuid()
+    assert "tmpdir=" + d in env.moat.log_text(), env.moat.log_tail(40)
+    import zipfile, io
+    z = io.BytesIO()
+    with zipfile.ZipFile(z, "w") as zf:
+        zf.writestr("readme.com", EICAR)
+    assert "virus" in scan_header(env, zip_message(z.getvalue())).lower()
+    assert os.listdir(d) == [], os.listdir(d)          # every scan cleaned up after itself
+    # a killed worker's leftovers are emptied at the next start
+    os.mkdir(os.path.join(d, "stale-scantemp"))
+    with open(os.path.join(d, "stale-scantemp", "f"), "w") as f:
+        f.write("x")
+    env.moat.stop()
+    assert os.path.isdir(d)                            # not empty: kept
+    env.moat.start()
+    assert _scan_tmpdir(env) == d and os.listdir(d) == []
+    env.moat.stop()
+    assert not os.path.exists(d)                       # empty at a clean stop: removed
+
+
+def test_scan_tmp_dir_refuses_a_symlink(make_env, tmp_path):
+    """A scan_tmp_dir that is a symlink (or not ours) is not used: a warning,
+    libclamav falls back to TMPDIR, and scanning still works."""
+    target = tmp_path / "elsewhere"
+    target.mkdir(mode=0o700)
+    link = tmp_path / "link"
+    link.symlink_to(target)
+    env = make_env(conf={"scan_tmp_dir": str(link)})
+    assert "scan_tmp_dir %s is not a usable directory" % link in env.moat.log_text()
+    assert "tmpdir=TMPDIR" in env.moat.log_text()
+    assert "virus" in scan_header(env, make_message(subject="eicar", body=EICAR.decode() + "\r\n")).lower()
+
+
+def test_scan_tmp_dir_explicit_path_is_created_private(make_env, tmp_path):
+    import stat
+    d = tmp_path / "scan-tmp"
+    env = make_env(conf={"scan_tmp_dir": str(d)})
+    assert _scan_tmpdir(env) == str(d)
+    assert stat.S_IMODE(os.lstat(d).st_mode) == 0o700
+    assert "virus" in scan_header(env, make_message(subject="eicar", body=EICAR.decode() + "\r\n")).lower()
+    env.moat.stop()
+    assert d.is_dir()                                   # a path the admin chose stays
