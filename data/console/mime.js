@@ -2,6 +2,9 @@
  * mime.js - the safe preview of a quarantined message: a small MIME reader
  * (header unfolding, RFC 2047 words, multipart, base64 / quoted-printable,
  * charsets through TextDecoder: ISO-2022-JP, Shift_JIS, EUC-JP, UTF-8 ...)
+ * over the message's exact bytes (the API's headers_b64 / body_b64, read as
+ * a binary string: one character per byte), so 8-bit parts in any charset
+ * come out right; without them, over the API's UTF-8 text
  * and an HTML sanitiser. The preview never renders the message's HTML in
  * the console's page: Moat.sanitizeHtml parses it in an inert document
  * (DOMParser: nothing loads, nothing runs), keeps an allow-list of plain
@@ -42,6 +45,7 @@
   function b64(s) {
     try { return bytesFromBinaryString(atob(s.replace(/[^A-Za-z0-9+/]/g, ''))); } catch (e) { return new Uint8Array(0); }
   }
+  let binary = false; // parsing a binary string (one character per byte)
   function qp(s, header) {
     if (header) s = s.replace(/_/g, ' ');
     s = s.replace(/=\r?\n/g, '');
@@ -49,7 +53,7 @@
     for (let i = 0; i < s.length; i++) {
       const c = s.charCodeAt(i);
       if (s[i] === '=' && /^[0-9A-Fa-f]{2}$/.test(s.substr(i + 1, 2))) { out.push(parseInt(s.substr(i + 1, 2), 16)); i += 2; }
-      else if (c < 0x80) out.push(c);
+      else if (c < 0x80 || binary) out.push(c & 0xff);
       else for (const x of new TextEncoder().encode(s[i])) out.push(x);
     }
     return new Uint8Array(out);
@@ -59,6 +63,33 @@
     if (cs === 'us-ascii' || cs === 'ascii') cs = 'utf-8';
     try { return new TextDecoder(cs).decode(bytes); } catch (e) { return new TextDecoder('utf-8').decode(bytes); }
   }
+  // guess - raw bytes without a (usable) charset label: ESC designations are
+  // ISO-2022-JP, valid UTF-8 is UTF-8, else the legacy Japanese encodings
+  // (EUC-JP when every 8-bit byte sits in EUC's 0xA1-0xFE range, else Shift_JIS)
+  function guess(bytes) {
+    let esc = false, high = false, euc = true;
+    for (const b of bytes) {
+      if (b === 0x1b) esc = true;
+      if (b >= 0x80) { high = true; if (b < 0xa1 && b !== 0x8e && b !== 0x8f) euc = false; }
+    }
+    if (esc && !high) return 'iso-2022-jp';
+    if (!high) return 'utf-8';
+    try { new TextDecoder('utf-8', { fatal: true }).decode(bytes); return 'utf-8'; } catch (e) { /* not UTF-8 */ }
+    return euc ? 'euc-jp' : 'shift_jis';
+  }
+  // rawText - a binary string's bytes as text: its label when it has one, else guessed
+  function rawText(s, charset) {
+    const bytes = bytesFromBinaryString(s);
+    const cs = (charset || '').toLowerCase();
+    return decode(bytes, cs && cs !== 'us-ascii' && cs !== 'ascii' ? cs : guess(bytes));
+  }
+  // M.bytesText - base64 of raw header bytes as display text (8-bit header
+  // values decoded like an unlabelled part; controls but tab / CR / LF shown as U+FFFD)
+  M.bytesText = function (b64text) {
+    let s;
+    try { s = atob(b64text || ''); } catch (e) { return ''; }
+    return rawText(s, '').replace(/[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]/g, '\uFFFD');
+  };
   // decodeWords - RFC 2047 encoded words in a header value
   M.decodeWords = function (v) {
     return (v || '').replace(/=\?([^?]+)\?([BbQq])\?([^?]*)\?=(\s+(?==\?))?/g, (all, cs, enc, text) =>
@@ -102,7 +133,8 @@
     const bytes = cte === 'base64' ? b64(body) : cte === 'quoted-printable' ? qp(body, false) : null;
     if ((type === 'text/plain' || type === 'text/html') && !/^attachment/i.test(disp)) {
       const cs = param(ct, 'charset');
-      const text = bytes ? decode(bytes, cs) : /^iso-2022-jp/i.test(cs) ? jis7(body, cs) : body;
+      const text = bytes ? decode(bytes, cs || (binary ? guess(bytes) : '')) : binary ? rawText(body, cs)
+        : /^iso-2022-jp/i.test(cs) ? jis7(body, cs) : body;
       out.push({ kind: type === 'text/html' ? 'html' : 'text', text });
     } else if (type === 'message/rfc822' && depth < MAX_DEPTH) {
       const [ph, pb] = splitPart(body);
@@ -113,12 +145,18 @@
     }
   }
 
-  // parseMessage - {headers: [[name, value]], parts: [{kind: text|html|attachment, ...}]}
-  M.parseMessage = function (headerText, bodyText) {
+  // parseMessage - {headers: [[name, value]], parts: [{kind: text|html|attachment, ...}]};
+  // isBinary: the texts are binary strings of the message's bytes (M.fromBase64)
+  M.parseMessage = function (headerText, bodyText, isBinary) {
     const hs = M.parseHeaders(headerText || '');
     const parts = [];
-    walk(hs, bodyText || '', 0, parts);
+    binary = !!isBinary;
+    try { walk(hs, bodyText || '', 0, parts); } finally { binary = false; }
     return { headers: hs, parts };
+  };
+  // fromBase64 - the API's *_b64 field as a binary string ('' when absent or bad)
+  M.fromBase64 = function (b64text) {
+    try { return atob(b64text || ''); } catch (e) { return ''; }
   };
 
   // ---------------------------------------------------------------- sanitiser

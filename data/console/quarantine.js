@@ -121,7 +121,9 @@
         h('button', { type: 'button', class: 'danger', id: 'q-delete', onclick: () => act('delete') }, t('q.delete'))) : null);
     main.appendChild(card);
 
-    const msg = M.parseMessage(m.headers || '', m.body || '');
+    const exact = typeof m.body_b64 === 'string' && typeof m.headers_b64 === 'string';
+    const msg = exact ? M.parseMessage(M.fromBase64(m.headers_b64), M.fromBase64(m.body_b64), true)
+      : M.parseMessage(m.headers || '', m.body || '');
     const body = h('section', { class: 'card' }, h('h2', null, t('q.content')));
     const texts = msg.parts.filter((p) => p.kind === 'text');
     const htmls = msg.parts.filter((p) => p.kind === 'html');
@@ -144,6 +146,6 @@
     if (m.body_truncated) body.appendChild(h('p', { class: 'hint' }, t('q.truncated')));
     main.appendChild(body);
     main.appendChild(h('section', { class: 'card' }, h('h2', null, t('q.headers')),
-      h('pre', { class: 'headers', id: 'q-headers' }, m.headers || '')));
+      h('pre', { class: 'headers', id: 'q-headers' }, exact ? M.bytesText(m.headers_b64) : m.headers || '')));
   }
 })(window.Moat);

@@ -23,6 +23,8 @@
  */
 #include "http/http_int.h"
 
+#include <sodium.h>
+
 #include <ctype.h>
 
 #define PREVIEW_MAX (256 * 1024) /* message text shown by ?content=1 */
@@ -336,6 +338,19 @@ static json_t *text_json(const char *p, size_t len)
     return s ? s : json_string("");
 }
 
+/* b64_json - the bytes as a base64 string: the preview's exact bytes, so the
+ * console can decode 8-bit Shift_JIS / EUC-JP parts with their charset
+ * (text_json above is UTF-8 and loses them) */
+static json_t *b64_json(const char *p, size_t len)
+{
+    size_t n = sodium_base64_encoded_len(len, sodium_base64_VARIANT_ORIGINAL);
+    char *s = xmalloc(n);
+    sodium_bin2base64(s, n, (const unsigned char *)p, len, sodium_base64_VARIANT_ORIGINAL);
+    json_t *j = json_string(s);
+    free(s);
+    return j ? j : json_string("");
+}
+
 void http_api_quarantine_get(struct http_request *r)
 {
     bool bad;
@@ -387,8 +402,11 @@ void http_api_quarantine_get(struct http_request *r)
     }
     size_t body_off = hlen < msg.len ? hlen + 2 : msg.len;
     size_t body_len = msg.len - body_off > PREVIEW_MAX ? PREVIEW_MAX : msg.len - body_off;
-    json_object_set_new(o, "headers", text_json(p, hlen > PREVIEW_MAX ? PREVIEW_MAX : hlen));
+    size_t shown_hlen = hlen > PREVIEW_MAX ? PREVIEW_MAX : hlen;
+    json_object_set_new(o, "headers", text_json(p, shown_hlen));
     json_object_set_new(o, "body", text_json(p + body_off, body_len));
+    json_object_set_new(o, "headers_b64", b64_json(p, shown_hlen));
+    json_object_set_new(o, "body_b64", b64_json(p + body_off, body_len));
     json_object_set_new(o, "body_truncated", json_boolean(msg.len - body_off > PREVIEW_MAX));
     buf_free(&msg);
     http_reply_json(r, 200, o);

@@ -239,6 +239,26 @@ test('quarantine: a Japanese ISO-2022-JP message is previewed as Japanese text',
   assert(text.includes('請求書をご確認ください。'), text);
 });
 
+test('quarantine: 8-bit Shift_JIS and unlabelled EUC-JP mail is previewed as Japanese text', async () => {
+  for (const [subject, want] of [['euc-jp body', '見積書を添付いたしました。'], ['至急', '本日中に新しい口座へお振込みください。']]) {
+    await go('#/quarantine');
+    await page.fill('#q-text', subject);
+    await page.click('#q-search');
+    await page.waitForFunction(() => document.querySelectorAll('#q-table tbody tr').length === 1);
+    await page.click('#q-table tbody tr a.q-open');
+    await page.waitForSelector('pre.msgtext');
+    const text = await page.textContent('pre.msgtext');
+    assert(text.includes(want) && !text.includes('\uFFFD'), subject + ': ' + text);
+    const headers = await page.textContent('#q-headers');
+    assert(!headers.includes('\uFFFD'), 'raw 8-bit header decoded: ' + headers);
+  }
+  const headers = await page.textContent('#q-headers');
+  assert(headers.includes('【至急】振込先変更'), 'the raw Shift_JIS subject in the header block: ' + headers);
+  await go('#/quarantine');
+  await page.fill('#q-text', '');
+  await page.click('#q-search');
+});
+
 test('quarantine: the hostile message is deleted by a bulk action', async () => {
   await go('#/quarantine');
   await page.waitForSelector('#q-table tbody tr');

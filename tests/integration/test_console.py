@@ -62,6 +62,17 @@ JA_MAIL = (b"From: =?ISO-2022-JP?B?" + __import__("base64").b64encode("経理部
            "請求書をご確認ください。".encode("iso-2022-jp") + b"\r\n")
 
 
+# 8-bit Japanese mail as old mailers send it: raw Shift_JIS (labelled) and raw
+# EUC-JP (no charset label at all, as some do) in the body and the Subject
+SJIS_MAIL = (b"From: soumu@example.net\r\nTo: alice@protected.test\r\nSubject: " +
+             "【至急】振込先変更".encode("shift_jis") + b"\r\nMIME-Version: 1.0\r\n"
+             b"Content-Type: text/plain; charset=Shift_JIS\r\nContent-Transfer-Encoding: 8bit\r\n\r\n" +
+             "本日中に新しい口座へお振込みください。".encode("shift_jis") + b"\r\n")
+EUC_MAIL = (b"From: eigyo@example.net\r\nTo: alice@protected.test\r\nSubject: euc-jp body\r\n"
+            b"MIME-Version: 1.0\r\nContent-Type: text/plain\r\nContent-Transfer-Encoding: 8bit\r\n\r\n" +
+            "見積書を添付いたしました。".encode("euc-jp") + b"\r\n")
+
+
 def doc(ds):
     d = tenant_doc([domain("protected.test", [ds])], company_id="acme")
     d["tenants"][0]["policies"] = RULES
@@ -154,7 +165,7 @@ def test_console_browser(console_env, tmp_path):
                msg="the EICAR message quarantined by the Virus rule")
     # quarantined copies: an HTML invoice with script, remote image and javascript: link; the hostile subject
     for name, data in [("invoice.eml", HTML_MAIL), ("xss.eml", make_message(subject=XSS, body="hi\r\n")),
-                       ("ja.eml", JA_MAIL)]:
+                       ("ja.eml", JA_MAIL), ("sjis.eml", SJIS_MAIL), ("euc.eml", EUC_MAIL)]:
         p = tmp_path / name
         p.write_bytes(data)
         m.ctl("quarantine", "put", "--tenant", "acme", "--rcpt", "alice@protected.test", "--sender",
