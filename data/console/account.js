@@ -18,7 +18,7 @@
         h('button', { type: 'button', id: 'totp-start', onclick: () => M.go('totp') }, t('totp.intro.setup')),
         h('button', { type: 'button', class: 'secondary', id: 'totp-skip', onclick: () => {
           sessionStorage.setItem('moat.skip2fa', M.session.email);
-          M.go('dashboard');
+          M.go(M.session.wizard_pending ? 'welcome' : 'dashboard');
         } }, t('totp.intro.skip')))));
   });
 
@@ -52,7 +52,7 @@
         box.appendChild(h('h1', null, t('totp.done')));
         box.appendChild(h('p', null, t('totp.recovery')));
         box.appendChild(h('ol', { class: 'codes', id: 'recovery-codes' }, (r.recovery_codes || []).map((c) => h('li', null, h('code', null, c)))));
-        box.appendChild(h('button', { type: 'button', id: 'totp-continue', onclick: () => M.go('dashboard') }, t('totp.continue')));
+        box.appendChild(h('button', { type: 'button', id: 'totp-continue', onclick: () => M.go(M.session.wizard_pending ? 'welcome' : 'dashboard') }, t('totp.continue')));
       } catch (x) {
         err.show(x.message);
       }

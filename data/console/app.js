@@ -8,8 +8,11 @@
 'use strict';
 (function (M) {
   const h = M.h, t = (k, ...a) => M.t(k, ...a);
-  const pages = {};
+  const pages = {}, publicPages = {};
   M.page = function (name, render) { pages[name] = render; };
+  // publicPage - a page shown with or without a session (the onboarding links);
+  // render(main, URLSearchParams of the fragment's ?query)
+  M.publicPage = function (name, render) { publicPages[name] = render; };
 
   const NAV = [
     ['dashboard', 'nav.dashboard'],
@@ -31,7 +34,8 @@
     const logout = document.getElementById('logout');
     const route = (location.hash || '').replace(/^#\/?/, '');
     if (M.session) {
-      for (const [r, key] of NAV.concat(M.session.tenant ? [] : [['wizard', 'nav.wizard']])) {
+      const extra = M.session.tenant ? (M.session.wizard_pending ? [['welcome', 'nav.welcome']] : []) : [['wizard', 'nav.wizard']];
+      for (const [r, key] of NAV.concat(extra)) {
         const cur = route === r || route.startsWith(r + '/') || (r.startsWith('policies/') && route.startsWith('policy/' + r.slice(9)));
         nav.appendChild(h('a', { href: '#/' + r, class: cur ? 'current' : null, 'aria-current': cur ? 'page' : null }, t(key)));
       }
@@ -55,10 +59,19 @@
   M.route = async function () {
     const main = document.getElementById('main');
     renderHeader();
+    let route = (location.hash || '').replace(/^#\/?/, '');
+    const qi = route.indexOf('?');
+    const query = new URLSearchParams(qi >= 0 ? route.slice(qi + 1) : '');
+    if (qi >= 0) route = route.slice(0, qi);
+    if (publicPages[route]) {
+      M.clear(main);
+      document.title = 'Moat - ' + t('title.' + route);
+      await publicPages[route](main, query);
+      return;
+    }
     if (!M.session) { M.clear(main); renderLogin(main); return; }
     if (M.session.totp_enrolment_required) { M.clear(main); pages['totp'](main, []); return; }
-    let route = (location.hash || '').replace(/^#\/?/, '');
-    if (!route) route = 'dashboard';
+    if (!route) route = M.session.wizard_pending ? 'welcome' : 'dashboard';
     const parts = route.split('/').map((p) => { try { return decodeURIComponent(p); } catch (e) { return p; } });
     const render = pages[parts[0]];
     M.clear(main);
@@ -103,10 +116,7 @@
         M.session = s;
         pass.value = '';
         M.notice('', 'info');
-        if (s.totp_enrolment_required) M.go('totp');
-        else if (s.totp_recommended && sessionStorage.getItem('moat.skip2fa') !== s.email) M.go('totp-intro');
-        else if (!location.hash || location.hash === '#/' || location.hash === '#/login') M.go('dashboard');
-        else M.route();
+        M.afterLogin(s);
       } catch (e) {
         if (e.data && e.data.totp_required) {
           codeRow.hidden = false;
@@ -123,6 +133,17 @@
     main.appendChild(form);
     email.focus();
   }
+
+  // afterLogin - where a fresh session goes: 2FA enrolment (forced or
+  // offered), the provisioning wizard for a new tenant administrator, else
+  // the page asked for (or the dashboard)
+  M.afterLogin = function (s) {
+    if (s.totp_enrolment_required) M.go('totp');
+    else if (s.totp_recommended && sessionStorage.getItem('moat.skip2fa') !== s.email) M.go('totp-intro');
+    else if (s.wizard_pending) M.go('welcome');
+    else if (!location.hash || location.hash === '#/' || location.hash === '#/login') M.go('dashboard');
+    else M.route();
+  };
 
   // ---------------------------------------------------------------- start
   async function logout() {

@@ -3,7 +3,12 @@
  *
  *   moatctl tenant add COMPANY_ID [--name NAME] [--admin-email ADDR]
  *       a new tenant with Moat's default rules (inactive until a domain of
- *       the tenant is verified); "already taken" and syntax errors exit 1
+ *       the tenant is verified); "already taken" and syntax errors exit 1.
+ *       With --admin-email: its first administrator (role full) and the
+ *       login mail with the link that sets the password (http_onboard.c,
+ *       queued into the spool: moatd delivers it)
+ *   moatctl tenant admin-mail COMPANY_ID EMAIL
+ *       mail that administrator a new login link (the old one stops working)
  *   moatctl domain add NAME --tenant ID [--server HOST[:PORT]]
  *       a new domain (status needs_configuration); prints the TXT and MX
  *       records that prove ownership
@@ -23,10 +28,19 @@
 #include <jansson.h>
 
 #include "dns/dns.h"
+#include "http/http.h"
 #include "queue/queue.h"
 #include "store/store.h"
 
 static const char TENANT_ADD_SYN[] = "COMPANY_ID [--name NAME] [--admin-email ADDR]";
+static const char TENANT_MAIL_SYN[] = "COMPANY_ID EMAIL";
+
+/* spool_inject - onboarding mails from moatctl: durable in the spool, moatd delivers */
+static int spool_inject(const char *data, size_t len, struct queue_envelope *env, void *arg)
+{
+    bool picked;
+    return queue_ctl_inject(arg, data, len, env, &picked);
+}
 static const char DOMAIN_ADD_SYN[] = "NAME --tenant ID [--server HOST[:PORT]]";
 static const char DOMAIN_STATUS_SYN[] = "[NAME] [--tenant ID]";
 static const char DOMAIN_VERIFY_SYN[] = "NAME [--tenant ID] [--background]";
@@ -54,6 +68,11 @@ static int cmd_tenant_add(struct moatctl *ctx, int argc, char **argv)
     if (!st)
         return code;
     char err[600];
+    struct store_account taken;
+    if (email && (!http_email_ok(email) || store_account_find(st, email, &taken) == 0))
+        return moatctl_error(MOATCTL_USER, "tenant add: --admin-email %s: %s", email,
+                             http_email_ok(email) ? "an account with this address already exists"
+                                                  : "not an e-mail address");
     int rc = store_tenant_create(st, argv[optind], name, email, err, sizeof err);
     if (rc == 1)
         return moatctl_error(MOATCTL_USER, "tenant add: %s", err);
@@ -65,10 +84,37 @@ static int cmd_tenant_add(struct moatctl *ctx, int argc, char **argv)
         *p = (char)((*p >= 'A' && *p <= 'Z') ? *p + 32 : *p);
     if (dns_mx_host(cid, ctx->cfg.service_domain, mx, sizeof mx) < 0)
         mx[0] = '\0';
+    bool mailed = false;
+    if (email) {
+        if (onboard_first_admin(st, &ctx->cfg, cid, email, spool_inject, ctx->cfg.data_dir, err, sizeof err) != 0)
+            return moatctl_error(MOATCTL_INTERNAL, "tenant %s created, but its administrator %s: %s", cid, email, err);
+        mailed = true;
+    }
     if (ctx->json)
-        printf("{\"company_id\": \"%s\", \"mx_host\": \"%s\"}\n", cid, mx);
+        printf("{\"company_id\": \"%s\", \"mx_host\": \"%s\", \"admin_login_mail\": %s}\n", cid, mx,
+               mailed ? "true" : "false");
     else
-        printf("tenant %s created; MX host %s; default rules inactive until a domain is verified\n", cid, mx);
+        printf("tenant %s created; MX host %s; default rules inactive until a domain is verified%s\n", cid, mx,
+               mailed ? "; login mail queued for the administrator" : "");
+    return MOATCTL_OK;
+}
+
+static int cmd_tenant_admin_mail(struct moatctl *ctx, int argc, char **argv)
+{
+    if (argc != 3)
+        return moatctl_usage(argv[0], TENANT_MAIL_SYN, "COMPANY_ID and EMAIL are required");
+    int code = MOATCTL_OK;
+    struct store *st = moatctl_store(ctx, &code);
+    if (!st)
+        return code;
+    struct store_account a;
+    if (store_account_find(st, argv[2], &a) != 0 || strcasecmp(a.company_id, argv[1]) != 0)
+        return moatctl_error(MOATCTL_USER, "admin-mail: tenant %s has no administrator %s", argv[1], argv[2]);
+    char err[600];
+    double until;
+    if (onboard_mail(st, &ctx->cfg, &a, "setup", a.email, spool_inject, ctx->cfg.data_dir, &until, err, sizeof err) < 0)
+        return moatctl_error(MOATCTL_INTERNAL, "admin-mail: %s", err);
+    printf(ctx->json ? "{\"email\": \"%s\", \"mailed\": true}\n" : "login mail queued for %s\n", a.email);
     return MOATCTL_OK;
 }
 
@@ -301,6 +347,7 @@ static int cmd_domain_verify(struct moatctl *ctx, int argc, char **argv)
 
 const struct moatctl_cmd moatctl_tenant_cmds[] = {
     {"add", TENANT_ADD_SYN, "create a tenant (with the default rules)", cmd_tenant_add, NULL},
+    {"admin-mail", TENANT_MAIL_SYN, "mail an administrator a new login link", cmd_tenant_admin_mail, NULL},
     {NULL, NULL, NULL, NULL, NULL},
 };
 

@@ -45,6 +45,9 @@ static const char *const samples[NOTIFY_NVARS] = {
     [NOTIFY_VAR_MX_HOST] = "example.in.moat.example",
     [NOTIFY_VAR_TXT_RECORD] = "moat-verification=0123456789abcdef0123456789abcdef",
     [NOTIFY_VAR_COMPANY_ID] = "example",
+    [NOTIFY_VAR_LINK] = "https://moat.example:8080/#/setup?token=0123456789abcdef",
+    [NOTIFY_VAR_EXPIRES] = "2026-01-04 09:00:00 UTC",
+    [NOTIFY_VAR_EMAIL] = "admin@example.jp",
 };
 
 struct nopts {

@@ -184,6 +184,7 @@ struct moat_config {
     uint64_t connection_reuse_time; /* keep idle outbound connections */
     char *uribl_zones;              /* DNS URI blocklist zones, comma-separated; "" = off */
     uint64_t uribl_timeout_ms;      /* all URI blocklist lookups of one message */
+    char *console_url;              /* links in onboarding mails; "": from hostname and http_listen */
     char *scan_tmp_dir;             /* libclamav's temporary files; "auto": /dev/shm if tmpfs, else data_dir/tmp */
     char *clamd_socket;             /* "": libclamav in-process; else clamd's unix socket or loopback host:port */
     uint64_t clamd_timeout;         /* seconds for one clamd INSTREAM exchange */

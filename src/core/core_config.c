@@ -34,6 +34,7 @@ static const struct config_entry config_table[] = {
     {"hostname", CT_STRING, OFF(hostname), "", 0, 253, "name in the SMTP banner, Received headers and HELO (default: system hostname)"},
     {"service_domain", CT_STRING, OFF(service_domain), "in.moat.localhost", 1, 253, "tenant MX hosts are <company-id>.<service_domain>"},
     {"smtp_listen", CT_STRING, OFF(smtp_listen), "127.0.0.1:2525", 1, 1024, "inbound SMTP listeners, comma-separated host:port"},
+    {"console_url", CT_STRING, OFF(console_url), "", 0, 512, "the console's address as administrators reach it, for the links in onboarding mails (e.g. https://moat.example.com); empty: http(s)://<hostname>:<port of http_listen>"},
     {"http_listen", CT_STRING, OFF(http_listen), "127.0.0.1:8080", 1, 1024, "console, REST API and click endpoint"},
     {"data_dir", CT_STRING, OFF(data_dir), "./var", 1, 1024, "spool, database, quarantine"},
     {"database", CT_STRING, OFF(database), "sqlite", 1, 1024, "sqlite (file in data_dir) or a postgresql:// URL"},

@@ -44,4 +44,25 @@ void http_sha256_hex(const char *s, size_t len, char out[STORE_HASH_HEX + 1]);
  * (>= 64 bytes) and its hash */
 void http_token_new(char *token, size_t tokensz, char hash[STORE_HASH_HEX + 1]);
 
+/* http_email_ok - a plausible account e-mail address (1..254, one '@',
+ * printable ASCII without spaces or quotes) */
+bool http_email_ok(const char *s);
+/* ---------------------------------------------------------------- onboarding (http_onboard.c) */
+#define ONBOARD_SETUP_TTL (72 * 3600.0) /* the login mail's first-password link */
+#define ONBOARD_EMAIL_TTL (24 * 3600.0) /* the wizard's e-mail confirmation link */
+typedef int (*onboard_inject_fn)(const char *data, size_t len, struct queue_envelope *env, void *arg);
+/* onboard_console_url - console_url, or http(s)://<hostname>:<http_listen port>; no trailing slash */
+void onboard_console_url(const struct moat_config *cfg, char *out, size_t outsz);
+/* onboard_mail - a new one-time token of purpose "setup" (first password)
+ * or "email" (confirm email) for account a, its link mailed to email
+ * through inject; *expires (may be NULL) = when the link stops working.
+ * 0, or -1 with err. */
+int onboard_mail(struct store *st, const struct moat_config *cfg, const struct store_account *a, const char *purpose,
+                 const char *email, onboard_inject_fn inject, void *arg, double *expires, char *err, size_t errsz);
+/* onboard_first_admin - the tenant's first administrator (role full, no
+ * usable password) and its login mail. 0; 1 user error in err (address
+ * taken); -1 with err. */
+int onboard_first_admin(struct store *st, const struct moat_config *cfg, const char *company_id, const char *email,
+                        onboard_inject_fn inject, void *arg, char *err, size_t errsz);
+
 #endif

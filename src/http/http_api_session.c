@@ -46,8 +46,7 @@ json_t *http_account_json(struct store *st, const struct store_account *a)
     return o;
 }
 
-/* session_json - what login and GET /session answer */
-static json_t *session_json(struct http_request *r, const struct store_account *a, const char *csrf)
+json_t *http_session_json(struct http_request *r, const struct store_account *a, const char *csrf)
 {
     json_t *o = http_account_json(r->slot->st, a);
     int req = store_tenant_totp_required(r->slot->st, a->company_id);
@@ -55,6 +54,10 @@ static json_t *session_json(struct http_request *r, const struct store_account *
     json_object_set_new(o, "totp_required", json_boolean(req == 1));
     json_object_set_new(o, "totp_enrolment_required", json_boolean(req == 1 && !a->totp_enabled));
     json_object_set_new(o, "totp_recommended", json_boolean(!a->totp_enabled));
+    /* a tenant administrator who has not finished the provisioning wizard */
+    struct store_profile p;
+    bool pending = a->company_id[0] && store_profile_get(r->slot->st, a->id, &p) == 0 && p.exists && p.wizard_done <= 0;
+    json_object_set_new(o, "wizard_pending", json_boolean(pending));
     return o;
 }
 
@@ -164,7 +167,7 @@ void http_api_login(struct http_request *r)
     char e[300];
     log_info("http login email=%s client=%s", log_escape(a.email, strlen(a.email), e, sizeof e), r->client_ip);
     a.last_login = core_now();
-    http_reply_json(r, 200, session_json(r, &a, csrf));
+    http_reply_json(r, 200, http_session_json(r, &a, csrf));
     sodium_memzero(csrf, sizeof csrf);
 out:
     json_decref(b);
@@ -205,7 +208,7 @@ void http_api_whoami(struct http_request *r)
     struct store_account a;
     if (!own_account(r, &a))
         return;
-    http_reply_json(r, 200, session_json(r, &a, r->who.csrf));
+    http_reply_json(r, 200, http_session_json(r, &a, r->who.csrf));
 }
 
 void http_api_password(struct http_request *r)

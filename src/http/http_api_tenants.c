@@ -3,7 +3,10 @@
  *
  *   GET  /api/v1/tenants               the company IDs
  *   POST /api/v1/tenants               {"company_id", "name"?, "admin_email"?} a new tenant with
- *                                      Moat's default rules (store_tenant_create, as `moatctl tenant add`)
+ *                                      Moat's default rules (store_tenant_create, as `moatctl tenant add`);
+ *                                      with admin_email, its first administrator (role full) and
+ *                                      the login mail with the link that sets the password
+ *                                      (http_onboard.c; "admin_login_mail": true when queued)
  *   GET  /api/v1/company-ids/{id}      {"company_id", "available", "reason"?}: the wizard's
  *                                      availability check (syntax, then "already taken")
  *
@@ -27,6 +30,12 @@ static const char *company_id_syntax(const char *id)
     if (id[0] == '-' || id[n - 1] == '-')
         return "a company ID does not start or end with a hyphen";
     return NULL;
+}
+
+/* inject_mgr - the login mail through moatd's queue */
+static int inject_mgr(const char *data, size_t len, struct queue_envelope *env, void *arg)
+{
+    return queue_mgr_inject(arg, data, len, env);
 }
 
 void http_api_tenants_list(struct http_request *r)
@@ -65,6 +74,15 @@ void http_api_tenants_add(struct http_request *r)
         goto out;
     }
     char err[300] = "";
+    struct store_account taken;
+    if (admin && store_account_find(r->slot->st, admin, &taken) == 0) {
+        http_error(r, 409, "admin_email: an account with the address %s already exists", admin);
+        goto out;
+    }
+    if (admin && !r->srv->d.queue) {
+        http_error(r, 503, "the delivery queue is not available for the administrator's login mail");
+        goto out;
+    }
     int rc = store_tenant_create(r->slot->st, cid, name ? name : cid, admin, err, sizeof err);
     if (rc != 0) {
         if (rc < 0)
@@ -74,7 +92,19 @@ void http_api_tenants_add(struct http_request *r)
         goto out;
     }
     http_audit(r, "tenant.add", cid, "%s", cid);
-    http_reply_json(r, 201, json_pack("{s:s}", "company_id", cid));
+    json_t *o = json_pack("{s:s}", "company_id", cid);
+    if (admin) {
+        /* the first administrator and the login mail (http_onboard.c) */
+        rc = onboard_first_admin(r->slot->st, r->srv->d.cfg, cid, admin, inject_mgr, r->srv->d.queue, err, sizeof err);
+        if (rc == 0)
+            http_audit(r, "account.add", cid, "%s (full), login mail sent", admin);
+        else
+            log_error("http tenant %s: first administrator: %s", cid, err);
+        json_object_set_new(o, "admin_login_mail", json_boolean(rc == 0));
+        if (rc != 0)
+            json_object_set_new(o, "admin_error", json_string(err));
+    }
+    http_reply_json(r, 201, o);
 out:
     json_decref(b);
 }

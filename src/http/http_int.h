@@ -57,9 +57,6 @@ bool http_json_depth_ok(const char *p, size_t len, unsigned max);
  * spaces and trailing '='): lengths, or -1 on bad input / small buffers */
 long http_base32_encode(const unsigned char *in, size_t len, char *out, size_t outsz);
 long http_base32_decode(const char *in, size_t len, unsigned char *out, size_t outsz);
-/* http_email_ok - a plausible account e-mail address (1..254, one '@',
- * printable ASCII without spaces or quotes) */
-bool http_email_ok(const char *s);
 
 /* ---------------------------------------------------------------- http_totp.c */
 #define HTTP_TOTP_STEP 30
@@ -197,6 +194,14 @@ void http_api_password(struct http_request *r);
 void http_api_totp_begin(struct http_request *r);
 void http_api_totp_confirm(struct http_request *r);
 void http_api_totp_disable(struct http_request *r);
+/* http_session_json - what login and GET /session answer for a */
+json_t *http_session_json(struct http_request *r, const struct store_account *a, const char *csrf);
+/* http_api_onboard.c */
+void http_api_setup(struct http_request *r);
+void http_api_admin_mail(struct http_request *r);
+void http_api_profile_get(struct http_request *r);
+void http_api_profile_put(struct http_request *r);
+void http_api_profile_confirm(struct http_request *r);
 /* http_api_admin.c */
 void http_api_accounts_list(struct http_request *r);
 void http_api_accounts_add(struct http_request *r);

@@ -75,6 +75,11 @@ static const struct http_route routes[] = {
     {"GET", "/api/v1/tenants", R_OPERATOR, http_api_tenants_list},
     {"POST", "/api/v1/tenants", R_OPERATOR | R_WRITE, http_api_tenants_add},
     {"GET", "/api/v1/company-ids/{}", R_OPERATOR, http_api_company_id},
+    {"POST", "/api/v1/tenants/{}/admin-mail", R_OPERATOR | R_WRITE, http_api_admin_mail},
+    {"POST", "/api/v1/setup", R_PUBLIC, http_api_setup},
+    {"GET", "/api/v1/profile", R_ENROL, http_api_profile_get},
+    {"PUT", "/api/v1/profile", R_ENROL, http_api_profile_put},
+    {"POST", "/api/v1/profile/confirm", R_PUBLIC, http_api_profile_confirm},
     {"GET", "/api/v1/domains", 0, http_api_domains_list},
     {"POST", "/api/v1/domains", R_WRITE, http_api_domains_add},
     {"POST", "/api/v1/domains/{}/verify", R_WRITE, http_api_domain_verify},
@@ -392,7 +397,7 @@ static void dispatch(struct http_request *r)
         }
     }
     r->slot = slot_get(r->srv);
-    if (!(rt->flags & R_PUBLIC) || rt->fn == http_api_login) {
+    if (!(rt->flags & R_PUBLIC) || rt->fn == http_api_login || rt->fn == http_api_setup) {
         if (http_authenticate(r) < 0)
             goto done;
     }

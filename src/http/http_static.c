@@ -54,6 +54,7 @@ static const struct static_file files[] = {
     {"/console/admin.js", "admin.js", JS},
     {"/console/templates.js", "templates.js", JS},
     {"/console/wizard.js", "wizard.js", JS},
+    {"/console/welcome.js", "welcome.js", JS},
     {"/console/main.js", "main.js", JS},
     {"/console/favicon.svg", "favicon.svg", "image/svg+xml"},
 };

@@ -67,6 +67,9 @@ enum notify_var {
     NOTIFY_VAR_MX_HOST,      /* the tenant's MX host <company-id>.<service_domain> */
     NOTIFY_VAR_TXT_RECORD,   /* moat-verification=<token> */
     NOTIFY_VAR_COMPANY_ID,
+    NOTIFY_VAR_LINK,         /* onboarding mails: the one-time link */
+    NOTIFY_VAR_EXPIRES,      /* when that link stops working */
+    NOTIFY_VAR_EMAIL,        /* the address the mail is about */
     NOTIFY_NVARS
 };
 #define NOTIFY_VALUE_MAX 4096          /* one variable's value, bytes (cut at a character) */
@@ -160,6 +163,8 @@ int notify_prepare(const struct notify_message *m, struct buf *out, struct queue
 enum notify_domain_kind {
     NOTIFY_DOMAIN_ACTIVATED = 0, /* ownership verified: records to set, next steps */
     NOTIFY_DOMAIN_RECORD_MISSING, /* a verified domain's record disappeared */
+    NOTIFY_ADMIN_SETUP,           /* the first administrator's login mail: set a password */
+    NOTIFY_EMAIL_CONFIRM,         /* the wizard's e-mail confirmation link */
 };
 struct notify_domain_info {
     enum notify_domain_kind kind;
@@ -167,6 +172,9 @@ struct notify_domain_info {
     const char *to;       /* the tenant's address */
     const char *hostname; /* service hostname (From, Message-ID) */
     const char *reason;   /* what the check found (record missing) */
+    const char *link;     /* onboarding mails: the one-time link */
+    const char *expires;  /* and when it expires */
+    const char *email;    /* the account's address */
 };
 /* notify_domain_prepare - the bilingual (Japanese, then English) mail of
  * templates data/templates/domain-activated / domain-record-missing

@@ -1,14 +1,17 @@
 /*
- * notify_domain.c - the mails about a tenant's domain (PRODUCT.md §1):
- * "domain activated" when its ownership is verified (the MX and TXT
- * records to set and the next steps) and "record missing" when a verified
- * domain's verification record disappears (mail keeps flowing; the
- * administrator is alerted once).
+ * notify_domain.c - the mails about a tenant's domain and its
+ * administrators (PRODUCT.md §1): "domain activated" when its ownership is
+ * verified (the MX and TXT records to set and the next steps), "record
+ * missing" when a verified domain's verification record disappears (mail
+ * keeps flowing; the administrator is alerted once), and the onboarding
+ * mails: the first administrator's login mail with the one-time link that
+ * sets the password (admin-setup) and the wizard's e-mail confirmation link
+ * (email-confirm).
  *
  *   notify_domain_prepare   render the bilingual mail and its envelope
  *
- * Templates: data/templates/domain-activated.{ja,en}.txt and
- * domain-record-missing.{ja,en}.txt (same format as the rule
+ * Templates: data/templates/domain-activated.{ja,en}.txt,
+ * domain-record-missing, admin-setup and email-confirm (same format as the rule
  * notifications). One mail carries both languages, Japanese first, so the
  * tenant needs no language setting. Rendering and the envelope are
  * notify_prepare's (null sender, never bounced, loop guard headers).
@@ -49,7 +52,9 @@ static int load_file(const char *stem, const char *lang, struct notify_template 
 int notify_domain_prepare(const struct notify_domain_info *info, struct buf *out, struct queue_envelope *env,
                           char *err, size_t errsz)
 {
-    const char *stem = info->kind == NOTIFY_DOMAIN_ACTIVATED ? "domain-activated" : "domain-record-missing";
+    static const char *const stems[] = {"domain-activated", "domain-record-missing", "admin-setup",
+                                        "email-confirm"};
+    const char *stem = (unsigned)info->kind < sizeof stems / sizeof stems[0] ? stems[info->kind] : stems[0];
     struct notify_template ja, en;
     memset(&ja, 0, sizeof ja);
     memset(&en, 0, sizeof en);
@@ -84,6 +89,9 @@ int notify_domain_prepare(const struct notify_domain_info *info, struct buf *out
     vars.v[NOTIFY_VAR_TENANT] = info->tenant_name && info->tenant_name[0] ? info->tenant_name : info->company_id;
     vars.v[NOTIFY_VAR_DATE] = date;
     vars.v[NOTIFY_VAR_REASON] = info->reason;
+    vars.v[NOTIFY_VAR_LINK] = info->link;
+    vars.v[NOTIFY_VAR_EXPIRES] = info->expires;
+    vars.v[NOTIFY_VAR_EMAIL] = info->email;
     const char *to[1] = {info->to};
     struct notify_message m = {.tpl = &both,
                                .vars = &vars,

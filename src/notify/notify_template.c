@@ -48,7 +48,7 @@
 static const char *const var_names[NOTIFY_NVARS] = {
     "SENDER", "RECIPIENTS",    "SUBJECT",     "RULE", "DETECTIONS", "DATE",   "QID",
     "TENANT", "QUARANTINE_ID", "ATTACHMENTS", "SIZE", "SIZE_LIMIT", "REASON",
-    "DOMAIN", "MX_HOST", "TXT_RECORD", "COMPANY_ID",
+    "DOMAIN", "MX_HOST", "TXT_RECORD", "COMPANY_ID", "LINK", "EXPIRES", "EMAIL",
 };
 
 const struct notify_default notify_defaults[] = {

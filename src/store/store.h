@@ -423,6 +423,36 @@ int store_recovery_set(struct store *st, int64_t id, const char (*hashes)[STORE_
 int store_recovery_use(struct store *st, int64_t id, const char *hash, double now);
 long store_recovery_left(struct store *st, int64_t id);
 
+/* ---------------------------------------------------------------- onboarding (store_onboard.c) */
+/* One-time tokens mailed to an account (hash = SHA-256 hex of the token):
+ * purpose "setup" (the first-password link of the login mail) or "email"
+ * (the wizard's confirmation link; email = the address it confirms). A new
+ * token replaces the account's unused ones of the same purpose. 0 or -1. */
+int store_onboard_token_new(struct store *st, int64_t account_id, const char *purpose, const char *email,
+                            const char *hash, double now, double expires);
+/* store_onboard_token_use - redeem: 0 (account_id, email set; the token is
+ * used now), 1 unknown, used or expired, -1 */
+int store_onboard_token_use(struct store *st, const char *purpose, const char *hash, double now, int64_t *account_id,
+                            char *email, size_t emailsz);
+/* store_tenant_name - the tenant's company name (its company ID when it has
+ * none): 0, 1 no such tenant, -1 */
+int store_tenant_name(struct store *st, const char *company_id, char *name, size_t namesz);
+#define STORE_NAME_MAX 100
+struct store_profile {
+    char last_name[STORE_NAME_MAX * 4 + 1], first_name[STORE_NAME_MAX * 4 + 1]; /* UTF-8 */
+    double email_confirmed, wizard_done; /* 0 = not yet */
+    bool exists;                         /* the account has a profile: it came in through onboarding */
+};
+/* store_profile_get - the account's profile (all empty when it has none); 0 or -1 */
+int store_profile_get(struct store *st, int64_t account_id, struct store_profile *p);
+/* store_profile_set - names (both non-NULL to set) and wizard_done (1 done
+ * now, 0 not done, -1 unchanged); 0 or -1 */
+int store_profile_set(struct store *st, int64_t account_id, const char *last_name, const char *first_name,
+                      int wizard_done, double now);
+/* store_profile_confirm - email is confirmed: it becomes the account's
+ * address; 0, 1 another account has that address, -1 */
+int store_profile_confirm(struct store *st, int64_t account_id, const char *email, double now);
+
 struct store_session {
     char id_hash[STORE_HASH_HEX + 1]; /* SHA-256 of the cookie value */
     int64_t account_id;

@@ -251,6 +251,24 @@ static const char *const store_migrations[] = {
     "  company_id TEXT PRIMARY KEY COLLATE NOCASE,"
     "  totp_required INTEGER NOT NULL DEFAULT 0) WITHOUT ROWID;"
     "CREATE INDEX audit_log_company ON audit_log(company_id, time);",
+    /* 9: onboarding (store_onboard.c): one-time tokens mailed to an account
+     * (first password, e-mail confirmation; SHA-256 only) and the tenant
+     * administrator's wizard profile */
+    "CREATE TABLE account_tokens("
+    "  token_hash TEXT PRIMARY KEY,"
+    "  account_id INTEGER NOT NULL REFERENCES accounts(id) ON DELETE CASCADE,"
+    "  purpose TEXT NOT NULL CHECK(purpose IN ('setup', 'email')),"
+    "  email TEXT NOT NULL,"
+    "  created REAL NOT NULL,"
+    "  expires REAL NOT NULL,"
+    "  used REAL) WITHOUT ROWID;"
+    "CREATE INDEX account_tokens_account ON account_tokens(account_id, purpose);"
+    "CREATE TABLE account_profile("
+    "  account_id INTEGER PRIMARY KEY REFERENCES accounts(id) ON DELETE CASCADE,"
+    "  last_name TEXT NOT NULL DEFAULT '',"
+    "  first_name TEXT NOT NULL DEFAULT '',"
+    "  email_confirmed REAL,"
+    "  wizard_done REAL);",
 };
 
 #define STORE_NMIGRATIONS ((int)(sizeof store_migrations / sizeof store_migrations[0]))

@@ -462,6 +462,7 @@ test('operator: the provisioning wizard (company ID check, tenant, first domain,
   await page.click('#wiz-check-btn');
   await page.waitForSelector('#wiz-check.ok');
   await page.fill('#wiz-name', '新会社株式会社');
+  await page.fill('#wiz-admin', 'boss@protected.test');
   await page.click('#wiz-next1');
   await page.waitForSelector('#wiz-domain');
   await page.fill('#wiz-domain', 'newco.test');
@@ -471,6 +472,70 @@ test('operator: the provisioning wizard (company ID check, tenant, first domain,
   const recs = await page.textContent('#wiz-records');
   assert(/moat-verification=/.test(recs) && /newco\./.test(recs), recs);
   await shot('17-wizard');
+});
+
+// mailLink - the onboarding link mailed to addr (the test runner reads the downstream mailbox)
+async function mailLink(addr, kind) {
+  for (let i = 0; i < 100; i++) {
+    const r = await fetch(process.env.MOAT_MAIL_LINKS + '/link?to=' + encodeURIComponent(addr) + '&kind=' + kind);
+    if (r.status === 200) return r.text();
+    await new Promise((res) => setTimeout(res, 200));
+  }
+  throw new Error('no ' + kind + ' link mailed to ' + addr);
+}
+
+test('onboarding: the new tenant\'s administrator sets a password from the login mail and walks the wizard', async () => {
+  await page.click('#logout');
+  await page.waitForSelector('#login-form');
+  const setup = await mailLink('boss@protected.test', 'setup');
+  await go(setup.slice(1));                              // "/#/setup?token=..." as clicked in the mail
+  await page.waitForSelector('#setup-form');
+  await shot('18-setup');
+  await page.fill('#setup-password', 'first password 2026');
+  await page.fill('#setup-password2', 'something else');
+  await page.click('#setup-submit');
+  await page.waitForSelector('#setup-form .error:not(:empty)');
+  await page.fill('#setup-password2', 'first password 2026');
+  await page.click('#setup-submit');
+  await page.waitForSelector('#totp-skip');              // 2FA offered at the first login
+  assert(!/token=/.test(page.url()), 'the token left the address bar: ' + page.url());
+  await page.click('#totp-skip');
+  await page.waitForSelector('#welcome');                 // then the wizard
+  assert((await page.textContent('#who')).includes('boss@protected.test (newco)'), 'logged in as the new administrator');
+  await page.fill('#wel-last', '山田');
+  await page.fill('#wel-first', '太郎');
+  await page.fill('#wel-email', 'yamada@protected.test');
+  await page.click('#wel-send');
+  await page.waitForSelector('#wel-check:not([hidden])');
+  await page.click('#wel-check');                        // not clicked yet: stays
+  await page.waitForSelector('#welcome-body .error:not(:empty)');
+  await shot('19-welcome-profile');
+  const confirm = await mailLink('yamada@protected.test', 'confirm');
+  await go(confirm.slice(1));
+  await page.waitForSelector('#confirm-ok');
+  await page.click('#confirm-continue');
+  await page.waitForSelector('#wel-company');            // the profile step is done
+  assert((await page.textContent('#wel-company')) === 'newco', 'company ID shown');
+  assert(/^newco\./.test(await page.textContent('#wel-mx')), 'MX host shown');
+  await page.click('#wel-next2');
+  await page.fill('#wel-domain', 'boss-domain.test');
+  await page.fill('#wel-server', '127.0.0.1:25');
+  await page.click('#wel-add');
+  await page.waitForSelector('#wel-records');
+  const recs = await page.textContent('#wel-records');
+  assert(/moat-verification=/.test(recs) && /newco\./.test(recs), recs);
+  await shot('20-welcome-done');
+  await page.click('#wel-finish');
+  await page.waitForSelector('#dom-table, #main table');
+  // the wizard is over: a new login goes straight to the console
+  await page.click('#logout');
+  await page.waitForSelector('#login-form');
+  await page.fill('#login-email', 'yamada@protected.test');
+  await page.fill('#login-password', 'first password 2026');
+  await page.click('#login-submit');
+  await page.waitForSelector('#totp-skip');
+  await page.click('#totp-skip');
+  await page.waitForSelector('#dash-totals');
 });
 
 test('no script from data ran anywhere, no CSP violation', async () => {

@@ -141,6 +141,47 @@ def _browser_skip_reason():
     return None
 
 
+class _MailLinks:
+    """A loopback HTTP endpoint for the browser test: GET /link?to=ADDR&kind=setup|confirm
+    -> the newest onboarding link mailed to ADDR (path and fragment only), as the
+    administrator would click it in their mail; 404 while none has arrived."""
+
+    def __init__(self, downstream):
+        import email
+        import email.policy
+        import http.server
+        import re
+        import threading
+        import urllib.parse
+        ds = downstream
+
+        class H(http.server.BaseHTTPRequestHandler):
+            def do_GET(self):
+                q = urllib.parse.parse_qs(urllib.parse.urlparse(self.path).query)
+                to, kind = q.get("to", [""])[0], q.get("kind", [""])[0]
+                found = None
+                for m in ds.received():
+                    if to in m.rcpt_tos:
+                        msg = email.message_from_bytes(m.data, policy=email.policy.default)
+                        text = msg.get_body(preferencelist=("plain",)).get_content().encode()
+                        for hit in re.finditer(rb"/#/%s\?token=[A-Za-z0-9_-]+" % kind.encode(), text):
+                            found = hit.group(0)
+                self.send_response(200 if found else 404)
+                self.send_header("Content-Type", "text/plain")
+                self.end_headers()
+                self.wfile.write(found or b"")
+
+            def log_message(self, *a):
+                pass
+        self.srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), H)
+        self.url = "http://127.0.0.1:%d" % self.srv.server_address[1]
+        threading.Thread(target=self.srv.serve_forever, daemon=True).start()
+
+    def close(self):
+        self.srv.shutdown()
+        self.srv.server_close()
+
+
 def test_console_browser(console_env, tmp_path):
     why = _browser_skip_reason()
     if why:
@@ -172,10 +213,15 @@ def test_console_browser(console_env, tmp_path):
               "billing@example.net", "--rule", "Virus", "--reason", "Virus: test", str(p))
     shots = os.environ.get("MOAT_CONSOLE_SHOTS") or str(BUILD / "console-screenshots")
     shutil.rmtree(shots, ignore_errors=True)
-    cp = subprocess.run(["node", str(BROWSER_DIR / "console.test.js")], cwd=str(BROWSER_DIR),
-                        env={**os.environ, "MOAT_URL": "http://127.0.0.1:%d" % m.http_port, "MOAT_EMAIL": ADMIN,
-                             "MOAT_PASSWORD": PASSWORD, "MOAT_OP_EMAIL": OPERATOR, "MOAT_XSS": XSS, "MOAT_OUT": shots, "CHROMIUM": CHROMIUM},
-                        capture_output=True, text=True, timeout=300)
+    links = _MailLinks(env.downstream)
+    try:
+        cp = subprocess.run(["node", str(BROWSER_DIR / "console.test.js")], cwd=str(BROWSER_DIR),
+                            env={**os.environ, "MOAT_URL": "http://127.0.0.1:%d" % m.http_port, "MOAT_EMAIL": ADMIN,
+                                 "MOAT_PASSWORD": PASSWORD, "MOAT_OP_EMAIL": OPERATOR, "MOAT_XSS": XSS, "MOAT_OUT": shots,
+                                 "CHROMIUM": CHROMIUM, "MOAT_MAIL_LINKS": links.url},
+                            capture_output=True, text=True, timeout=300)
+    finally:
+        links.close()
     print(cp.stdout)
     assert cp.returncode == 0, "browser tests failed:\n%s\n%s" % (cp.stdout, cp.stderr[-3000:])
     # the release in the browser delivered the invoice to the protected domain's server

@@ -10,8 +10,8 @@ static void test_fresh_db_migrations(void **state)
 {
     struct tenv *e = *state;
     /* every migration applied once, in order */
-    assert_int_equal(db_count(e, "SELECT COUNT(*) FROM schema_migrations"), 8);
-    assert_int_equal(db_count(e, "SELECT MAX(version) FROM schema_migrations"), 8);
+    assert_int_equal(db_count(e, "SELECT COUNT(*) FROM schema_migrations"), 9);
+    assert_int_equal(db_count(e, "SELECT MAX(version) FROM schema_migrations"), 9);
     static const char *const tables[] = {"meta",
                                          "tenants",
                                          "domains",
@@ -65,7 +65,7 @@ static void test_reopen_is_noop(void **state)
     import_ok(e->st, TEST_DOC, false);
     store_close(e->st);
     assert_int_equal(store_open(&e->cfg, &e->st, err, sizeof err), 0);
-    assert_int_equal(db_count(e, "SELECT COUNT(*) FROM schema_migrations"), 8);
+    assert_int_equal(db_count(e, "SELECT COUNT(*) FROM schema_migrations"), 9);
     assert_int_equal(store_config_version(e->st), 1);
     /* two connections at once */
     struct store *st2;
