@@ -19,20 +19,32 @@
   const DEFAULT_TEMPLATES = ['Virus detection', 'Attachment deleted', 'Non-delivery report', 'Message size exceeded',
     'Security settings violation', 'Rule triggered'];
   let operatorTenant = null; // the tenant an operator works on
+  let etag = null;           // the version of the document loaded last (If-Match on save)
 
-  // load - the document and the tenant object being edited
+  // load - the document and the tenant object being edited (an operator's
+  // first load lists every tenant; the one edited is then loaded alone, so
+  // the version saved against is that tenant's)
   async function load() {
-    const q = !M.session.tenant && operatorTenant ? M.qs({ tenant: operatorTenant }) : '';
-    const doc = await M.api('GET', '/api/v1/config' + q);
-    const tenants = doc.tenants || [];
-    if (!tenants.length) throw new Error(t('pol.notenant'));
-    const tn = tenants.find((x) => x.company_id === (M.session.tenant || operatorTenant)) || tenants[0];
-    operatorTenant = tn.company_id;
-    return { all: tenants, tenant: tn };
+    let all = null;
+    if (!M.session.tenant) {
+      all = (await M.api('GET', '/api/v1/config')).tenants || [];
+      if (!all.length) throw new Error(t('pol.notenant'));
+      if (!all.some((x) => x.company_id === operatorTenant)) operatorTenant = all[0].company_id;
+    }
+    const doc = await M.api('GET', '/api/v1/config' + (M.session.tenant ? '' : M.qs({ tenant: operatorTenant })));
+    etag = M.lastEtag;
+    const mine = doc.tenants || [];
+    if (!mine.length) throw new Error(t('pol.notenant'));
+    return { all: all || mine, tenant: mine[0] };
   }
-  // save - PUT the tenant document with one tenant; resolves to the API's answer, rejects with its error
-  function save(tenant) {
-    return M.api('PUT', '/api/v1/config', { tenants: [tenant] });
+  // save - PUT the tenant document with one tenant, if nobody saved since it
+  // was loaded (If-Match: 412 with the API's message otherwise); resolves to
+  // the API's answer, rejects with its error
+  async function save(tenant) {
+    const q = !M.session.tenant ? M.qs({ tenant: tenant.company_id }) : '';
+    const r = await M.api('PUT', '/api/v1/config' + q, { tenants: [tenant] }, etag ? { 'If-Match': etag } : {});
+    etag = M.lastEtag;
+    return r;
   }
   M.policyLoad = load;
   M.policySave = save;

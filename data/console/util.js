@@ -40,8 +40,10 @@ window.Moat = window.Moat || {};
 
   M.session = null;  // GET /api/v1/session (csrf_token, email, tenant, role, ...)
 
-  M.api = async function (method, path, body) {
-    const opts = { method, headers: { Accept: 'application/json' }, credentials: 'same-origin', cache: 'no-store' };
+  // api - one API call; extra: more request headers (If-Match). The reply's
+  // ETag is kept in M.lastEtag.
+  M.api = async function (method, path, body, extra) {
+    const opts = { method, headers: Object.assign({ Accept: 'application/json' }, extra || {}), credentials: 'same-origin', cache: 'no-store' };
     if (body !== undefined) {
       opts.headers['Content-Type'] = 'application/json';
       opts.body = JSON.stringify(body);
@@ -53,6 +55,7 @@ window.Moat = window.Moat || {};
     } catch (e) {
       const err = new Error(M.t('err.network')); err.status = 0; throw err;
     }
+    M.lastEtag = r.headers.get('ETag');
     const ct = r.headers.get('Content-Type') || '';
     let data = null;
     if (ct.startsWith('application/json')) {

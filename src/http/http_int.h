@@ -137,7 +137,7 @@ struct http_request {
     const char *content_type;
     const char *cache_control; /* NULL: no-store */
     const char *csp;           /* Content-Security-Policy; NULL: HTTP_API_CSP */
-    char etag[64];             /* "" for none */
+    char etag[72];             /* "" for none (static files; the tenant document's version) */
     char set_cookie[512];
     char retry_after[16];
 };

@@ -288,6 +288,35 @@ test('policies: the inbound list in execution order; toggle a rule off and on', 
   await page.waitForFunction((s) => document.querySelector(s) && document.querySelector(s).getAttribute('aria-pressed') === 'true', btn);
 });
 
+test('policies: a save over someone else\'s newer change is refused, not lost', async () => {
+  await go('#/policies/inbound');
+  await page.waitForSelector('#pol-table tbody tr');
+  // another administrator saves in between (here: the same document with one approved sender more)
+  await page.evaluate(async () => {
+    const r = await fetch('/api/v1/config');
+    const doc = await r.json();
+    doc.tenants[0].approved_senders = (doc.tenants[0].approved_senders || []).concat(['concurrent@partner.test']);
+    const csrf = window.Moat.session.csrf_token;
+    const p = await fetch('/api/v1/config', { method: 'PUT', headers: { 'Content-Type': 'application/json', 'X-CSRF-Token': csrf }, body: JSON.stringify(doc) });
+    if (!p.ok) throw new Error('concurrent save failed ' + p.status);
+  });
+  const btn = 'button.toggle[data-rule="Spam tag"]';
+  await page.click(btn);
+  await page.waitForSelector('#main .error:not(:empty)');
+  const msg = await page.textContent('#main .error');
+  assert(/changed by someone else/.test(msg), msg);
+  const cfg = await page.evaluate(async () => (await fetch('/api/v1/config')).json());
+  assert(cfg.tenants[0].approved_senders.includes('concurrent@partner.test'), 'the other change kept');
+  assert(cfg.tenants[0].policies.find((p) => p.name === 'Spam tag').enabled === true, 'the stale toggle not saved');
+  await page.reload();                                  // a reload saves
+  await page.waitForLoadState('networkidle');
+  await page.waitForSelector(btn);
+  await page.click(btn);
+  await page.waitForFunction((s) => document.querySelector(s) && document.querySelector(s).getAttribute('aria-pressed') === 'false', btn);
+  await page.click(btn);
+  await page.waitForFunction((s) => document.querySelector(s) && document.querySelector(s).getAttribute('aria-pressed') === 'true', btn);
+});
+
 test('rule editor: edit in four steps and save', async () => {
   await go('#/policies/inbound');
   await page.click('#pol-table tr[data-rule="Spam tag"] a.pol-edit');

@@ -7,6 +7,7 @@ tenant isolation: every object endpoint of tenant B with tenant A's session
 
 import base64
 import json
+import re
 import pytest
 
 from api_client import PASSWORD, Api, add_account, add_token
@@ -104,6 +105,38 @@ def test_config_get_put(env2, tmp_path):
     assert ids == ["acme", "beta"]
     assert [t["company_id"] for t in op.get("/api/v1/config?tenant=beta").body["tenants"]] == ["beta"]
     assert op.get("/api/v1/config?tenant=nosuch").status == 404
+
+
+def test_config_concurrent_edits(env2):
+    """Two administrators load the document; the first save wins, the second
+    (If-Match with the version it loaded) gets 412 instead of silently undoing
+    the first; its reload then saves. Without If-Match the last save wins."""
+    a, b = session(env2, "admin@acme.test"), session(env2, "admin@acme.test")
+    ra, rb = a.get("/api/v1/config"), b.get("/api/v1/config")
+    assert re.fullmatch(r'"[0-9a-f]{64}"', ra.headers["etag"]) and ra.headers["etag"] == rb.headers["etag"]
+    da, db = ra.body, rb.body
+    da["tenants"][0]["approved_senders"] = ["first@a.test"]
+    r1 = a.put("/api/v1/config", da, headers={"If-Match": ra.headers["etag"]})
+    assert r1.status == 200 and r1.headers["etag"] != ra.headers["etag"], r1.body
+    assert r1.headers["etag"] == a.get("/api/v1/config").headers["etag"]   # the reply names the new version
+    db["tenants"][0]["blocked_senders"] = ["second@b.test"]
+    r2 = b.put("/api/v1/config", db, headers={"If-Match": rb.headers["etag"]})
+    assert r2.status == 412 and "changed by someone else" in r2.error, r2.body
+    now = a.get("/api/v1/config").body["tenants"][0]
+    assert now["approved_senders"] == ["first@a.test"] and not now.get("blocked_senders")
+    fresh = b.get("/api/v1/config")
+    fresh.body["tenants"][0]["blocked_senders"] = ["second@b.test"]
+    assert b.put("/api/v1/config", fresh.body, headers={"If-Match": fresh.headers["etag"]}).status == 200
+    # another tenant's change is not a conflict for acme (the version is per tenant)
+    beta_admin = session(env2, "admin@beta.test")
+    e = a.get("/api/v1/config").headers["etag"]
+    bd = beta_admin.get("/api/v1/config").body
+    bd["tenants"][0]["approved_senders"] = ["x@beta-partner.test"]
+    assert beta_admin.put("/api/v1/config", bd).status == 200      # no If-Match: last save wins
+    assert a.get("/api/v1/config").headers["etag"] == e
+    # an operator's version of one tenant is that tenant's
+    op = session(env2, "op@moat.test")
+    assert op.get("/api/v1/config?tenant=acme").headers["etag"] == e
 
 
 # ---------------------------------------------------------------- tracking and stats
