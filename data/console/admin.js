@@ -57,7 +57,7 @@
       card.appendChild(f);
     }
     main.appendChild(card);
-    if (M.session.tenant) {
+    {
       const sec = await M.api('GET', '/api/v1/security');
       const box = h('input', { type: 'checkbox', id: 'sec-totp', checked: !!sec.totp_required, disabled: !writable || sec.totp_required });
       box.addEventListener('change', async () => {
@@ -65,7 +65,7 @@
         try { await M.api('PUT', '/api/v1/security', { totp_required: true }); M.notice(t('saved'), 'ok'); rerender(); } catch (e) { box.checked = false; err.show(e.message); }
       });
       main.appendChild(h('section', { class: 'card' }, h('h2', null, t('adm.security')),
-        h('label', { class: 'check' }, box, ' ', t('adm.require')), h('p', { class: 'hint' }, t('adm.require.hint'))));
+        h('label', { class: 'check' }, box, ' ', t(M.session.tenant ? 'adm.require' : 'adm.require.op')), h('p', { class: 'hint' }, t('adm.require.hint'))));
     }
   });
 

@@ -399,6 +399,9 @@ static const char *one_tenant(struct http_request *r)
     const char *scope = http_scope(r, &bad);
     if (bad)
         return NULL;
+    /* an operator without ?tenant= sets the operators' own requirement */
+    if (!scope && !r->who.company_id[0])
+        return "";
     if (!scope)
         http_error(r, 400, "tenant: required for an operator (?tenant=ID)");
     return scope;
@@ -414,7 +417,7 @@ void http_api_security_get(struct http_request *r)
         http_error(r, 500, "internal error");
         return;
     }
-    http_reply_json(r, 200, json_pack("{s:s,s:b}", "tenant", t, "totp_required", req));
+    http_reply_json(r, 200, json_pack("{s:o,s:b}", "tenant", t[0] ? json_string(t) : json_null(), "totp_required", req));
 }
 
 void http_api_security_put(struct http_request *r)
@@ -437,8 +440,10 @@ void http_api_security_put(struct http_request *r)
         http_error(r, 500, "internal error");
         goto out;
     }
-    http_audit(r, "security.update", t, "totp_required=%s", json_is_true(v) ? "true" : "false");
-    http_reply_json(r, 200, json_pack("{s:s,s:b}", "tenant", t, "totp_required", json_is_true(v)));
+    http_audit(r, "security.update", t, "%s totp_required=%s", t[0] ? "tenant" : "operators",
+               json_is_true(v) ? "true" : "false");
+    http_reply_json(r, 200,
+                    json_pack("{s:o,s:b}", "tenant", t[0] ? json_string(t) : json_null(), "totp_required", json_is_true(v)));
 out:
     json_decref(b);
 }

@@ -493,6 +493,8 @@ int store_tenant_exists(struct store *st, const char *company_id);
 /* store_tenant_list - company IDs (caller frees each and the array); count or -1 */
 long store_tenant_list(struct store *st, char ***out);
 /* tenant security settings: TOTP required for its administrators */
+/* two-factor authentication required for the tenant's administrators (company_id "" or NULL:
+ * for the operators) */
 int store_tenant_totp_required(struct store *st, const char *company_id); /* 1, 0, -1 */
 int store_tenant_set_totp_required(struct store *st, const char *company_id, bool required);
 

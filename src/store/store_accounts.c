@@ -573,14 +573,15 @@ static const char SQL_SEC_GET[] = "SELECT totp_required FROM tenant_security WHE
 static const char SQL_SEC_SET[] = "INSERT INTO tenant_security(company_id, totp_required) VALUES(?, ?) "
                                   "ON CONFLICT(company_id) DO UPDATE SET totp_required = excluded.totp_required";
 
+/* the operators' own setting lives in the row "*" (never a company ID) */
+#define OPERATORS_KEY "*"
+
 int store_tenant_totp_required(struct store *st, const char *company_id)
 {
-    if (!company_id || !company_id[0])
-        return 0;
     sqlite3_stmt *s = store_stmt(st, SQL_SEC_GET);
     if (!s)
         return -1;
-    store_bind_text(s, 1, company_id);
+    store_bind_text(s, 1, company_id && company_id[0] ? company_id : OPERATORS_KEY);
     int rc = sqlite3_step(s), v = 0;
     if (rc == SQLITE_ROW)
         v = sqlite3_column_int(s, 0) != 0;
@@ -593,7 +594,7 @@ int store_tenant_set_totp_required(struct store *st, const char *company_id, boo
     sqlite3_stmt *s = store_stmt(st, SQL_SEC_SET);
     if (!s)
         return -1;
-    store_bind_text(s, 1, company_id);
+    store_bind_text(s, 1, company_id && company_id[0] ? company_id : OPERATORS_KEY);
     sqlite3_bind_int(s, 2, required);
     return store_step_done(st, s);
 }

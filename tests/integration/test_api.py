@@ -249,6 +249,37 @@ def test_totp_enforced_per_tenant(make_env):
     assert any(e["action"] == "security.update" and e["actor"].startswith("boss@acme.test") for e in audit)
 
 
+def test_totp_enforced_for_operators(make_env):
+    """Operators have their own requirement (GET/PUT /api/v1/security without
+    ?tenant=); it does not touch any tenant's, and a tenant's does not touch
+    theirs."""
+    env = make_env()
+    add_account(env.moat, "root@moat.test", tenant=None)
+    add_account(env.moat, "op2@moat.test", tenant=None)
+    add_account(env.moat, "admin@acme.test")
+    root = Api(env.moat.http_port)
+    root.login("root@moat.test")
+    assert root.get("/api/v1/security").body == {"tenant": None, "totp_required": False}
+    enrol(root)
+    r = root.put("/api/v1/security", {"totp_required": True})
+    assert r.status == 200 and r.body == {"tenant": None, "totp_required": True}, r.body
+    op2 = Api(env.moat.http_port)
+    r = op2.login("op2@moat.test")
+    assert r.body["totp_enrolment_required"] is True
+    assert op2.get("/api/v1/tenants").status == 403             # until enrolled
+    enrol(op2)
+    assert op2.get("/api/v1/tenants").status == 200
+    assert op2.delete("/api/v1/account/totp", {"password": PASSWORD}).status == 409
+    # tenants are untouched, both ways
+    assert root.get("/api/v1/security?tenant=acme").body == {"tenant": "acme", "totp_required": False}
+    t = Api(env.moat.http_port)
+    r = t.login("admin@acme.test")
+    assert r.body["totp_enrolment_required"] is False
+    assert t.get("/api/v1/security").body["tenant"] == "acme"    # a tenant admin never reaches the operators' one
+    audit = root.get("/api/v1/audit").body["entries"]
+    assert any(e["action"] == "security.update" and "operators totp_required=true" in e["detail"] for e in audit), audit
+
+
 # ---------------------------------------------------------------- API tokens
 def test_api_tokens(api_env):
     m = api_env.moat
