@@ -17,7 +17,9 @@
  * count towards the account lock-out (http_login_failures within any time,
  * reset by a success; locked for http_lockout) and the per-address throttle
  * (429 with Retry-After). A code is either the 6-digit TOTP (never the same
- * time step twice) or an unused recovery code.
+ * time step twice) or an unused recovery code. Logins and failed logins of
+ * existing accounts are in the audit log (account.login, account.login_failed,
+ * with the client address); unknown addresses only in the daemon log.
  */
 #include "http/http_int.h"
 
@@ -68,6 +70,8 @@ static void login_failed(struct http_request *r, const struct store_account *a)
     double now = core_now();
     http_throttle_fail(r->srv->throttle, r->client_ip, now);
     if (a) {
+        /* a wrong password (or code) for a real account is a security event */
+        http_audit(r, "account.login_failed", a->company_id, "%s: failed login from %s", a->email, r->client_ip);
         unsigned max = (unsigned)__atomic_load_n(&cfg->http_login_failures, __ATOMIC_RELAXED);
         double lock = (double)__atomic_load_n(&cfg->http_lockout, __ATOMIC_RELAXED);
         if (store_account_login_failed(r->slot->st, a->id, now, max, lock) == 1) {
@@ -166,6 +170,8 @@ void http_api_login(struct http_request *r)
     core_strlcpy(r->who.actor, a.email, sizeof r->who.actor);
     char e[300];
     log_info("http login email=%s client=%s", log_escape(a.email, strlen(a.email), e, sizeof e), r->client_ip);
+    http_audit(r, "account.login", a.company_id, "%s logged in from %s%s", a.email, r->client_ip,
+               a.totp_enabled ? " with a second factor" : "");
     a.last_login = core_now();
     http_reply_json(r, 200, http_session_json(r, &a, csrf));
     sodium_memzero(csrf, sizeof csrf);

@@ -249,6 +249,22 @@ def test_totp_enforced_per_tenant(make_env):
     assert any(e["action"] == "security.update" and e["actor"].startswith("boss@acme.test") for e in audit)
 
 
+def test_logins_are_audited(make_env):
+    """Logins and failed logins of existing accounts are in the audit log with
+    the client address; an unknown address leaves no audit row."""
+    env = make_env()
+    add_account(env.moat, "who@acme.test")
+    a = Api(env.moat.http_port)
+    a.login("who@acme.test", "wrong password!!", expect=401)
+    a.login("nobody@acme.test", "wrong password!!", expect=401)
+    a.login("who@acme.test")
+    entries = a.get("/api/v1/audit").body["entries"]
+    mine = [(e["action"], e["detail"]) for e in entries if e["action"].startswith("account.login")]
+    assert ("account.login", "who@acme.test logged in from 127.0.0.1") in mine, mine
+    assert ("account.login_failed", "who@acme.test: failed login from 127.0.0.1") in mine, mine
+    assert not any("nobody@" in (e["detail"] or "") for e in entries), entries
+
+
 def test_totp_enforced_for_operators(make_env):
     """Operators have their own requirement (GET/PUT /api/v1/security without
     ?tenant=); it does not touch any tenant's, and a tenant's does not touch
