@@ -218,4 +218,31 @@ const char *config_clamd_socket_check(const char *v);
 void config_dump(const struct moat_config *cfg, void (*emit)(const char *key, const char *value, const char *doc, void *arg), void *arg);
 
 #include "core/banned.h"
+/* ---------------------------------------------------------------- CSV (core_csv.c) */
+#define CORE_CSV_FIELD_MAX 4096 /* bytes of one field */
+#define CORE_CSV_FIELDS_MAX 64  /* fields of one record, at most */
+enum core_csv_rc { CORE_CSV_OK = 0, CORE_CSV_END, CORE_CSV_ERR_QUOTE, CORE_CSV_ERR_LONG, CORE_CSV_ERR_FIELDS,
+                   CORE_CSV_ERR_NUL };
+struct core_csv {
+    const char *p;        /* the data (borrowed) */
+    size_t len, pos;
+    unsigned line;        /* first line of the record just read (1-based) */
+    unsigned next_line;
+    char *scratch;        /* the fields of the last record, NUL-terminated */
+    size_t used, cap;
+};
+/* core_csv_init - read data[0..len) (a UTF-8 BOM is skipped); core_csv_free
+ * releases the scratch space */
+void core_csv_init(struct core_csv *c, const char *data, size_t len);
+void core_csv_free(struct core_csv *c);
+/* core_csv_next - the next non-blank record: up to maxf fields into fields
+ * (valid until the next call), *nf their count; CORE_CSV_END after the last;
+ * an error at c->line (the reader cannot continue after one) */
+enum core_csv_rc core_csv_next(struct core_csv *c, char **fields, size_t maxf, size_t *nf);
+const char *core_csv_strerror(enum core_csv_rc rc);
+/* core_csv_field - append v (NULL = empty) as one field followed by "," or
+ * CRLF (last): quoted when needed, a leading = + - @ made inert with '; 0 or
+ * -1 when b is full */
+int core_csv_field(struct buf *b, const char *v, bool last);
+
 #endif

@@ -72,24 +72,6 @@ static int text_arg(struct http_request *r, const char *name, size_t max, const 
     return 0;
 }
 
-/* csv_field - one CSV field: quoted when needed, and a leading = + - @ made
- * inert with a quote (a spreadsheet would run it as a formula) */
-static void csv_field(struct buf *b, const char *v, bool last)
-{
-    if (!v)
-        v = "";
-    bool quote = strpbrk(v, ",\"\r\n") != NULL || (v[0] && strchr("=+-@", v[0]) != NULL);
-    if (quote)
-        buf_append_str(b, "\"");
-    if (v[0] && strchr("=+-@", v[0]))
-        buf_append_str(b, "'");
-    for (const char *p = v; *p; p++)
-        buf_append(b, *p == '"' ? "\"\"" : p, *p == '"' ? 2 : 1);
-    if (quote)
-        buf_append_str(b, "\"");
-    buf_append_str(b, last ? "\r\n" : ",");
-}
-
 /* tracking_csv - the rows as CSV (RFC 4180, UTF-8) */
 static void tracking_csv(struct http_request *r, const struct track_row *rows, long n)
 {
@@ -107,7 +89,7 @@ static void tracking_csv(struct http_request *r, const struct track_row *rows, l
         const char *f[] = {when,      t->qid,    t->sender, t->rcpt,  t->action, t->status,       t->subject,
                            t->client_ip, t->server, t->reply,  t->tls,   t->delivery_tls, t->message_id, size};
         for (size_t k = 0; k < sizeof f / sizeof f[0]; k++)
-            csv_field(&b, f[k], k + 1 == sizeof f / sizeof f[0]);
+            core_csv_field(&b, f[k], k + 1 == sizeof f / sizeof f[0]);
     }
     buf_cstr(&b);
     http_reply_text(r, 200, "text/csv; charset=utf-8", b.ptr, b.len);

@@ -498,6 +498,159 @@ long store_tenant_list(struct store *st, char ***out);
 int store_tenant_totp_required(struct store *st, const char *company_id); /* 1, 0, -1 */
 int store_tenant_set_totp_required(struct store *st, const char *company_id, bool required);
 
+/* ---------------------------------------------------------------- end users (store_enduser.c) */
+/* End User Console accounts of a tenant (PRODUCT.md §7): data, not
+ * configuration (never in the tenant document). The address must be in one
+ * of the tenant's verified domains. Passwords are argon2id strings made by
+ * the caller (NULL until the user sets one); the password-set code is kept
+ * as SHA-256 only, valid STORE_EUSER_CODE_TTL seconds, for
+ * STORE_EUSER_CODE_TRIES wrong tries. scope: as for accounts (a
+ * company_id, or NULL = every tenant). */
+#define STORE_EUSER_MAX 100000          /* accounts per tenant */
+#define STORE_EUSER_NAME_MAX 128        /* display name, bytes */
+#define STORE_EUSER_CODE_TTL 1800.0     /* 30 minutes */
+#define STORE_EUSER_CODE_TRIES 5
+#define STORE_EUSER_CODE_LEN 11         /* "XXXXX-XXXXX" */
+#define STORE_EUSER_IMPORT_MAX 10000    /* data rows of one CSV import */
+#define STORE_EUSER_CSV_MAX (2 * 1024 * 1024) /* bytes of one CSV import */
+#define STORE_EUSER_ERRORS_MAX 100      /* row errors reported by one import */
+struct store_enduser {
+    int64_t id;
+    char company_id[STORE_COMPANY_MAX + 1];
+    char email[STORE_EMAIL_MAX + 1];    /* lower-cased */
+    char name[STORE_EUSER_NAME_MAX + 1];
+    bool enabled;
+    bool password_set;
+    char pwhash[STORE_PWHASH_MAX + 1];  /* "" = none yet */
+    double created, last_login;         /* 0 = never */
+    double code_sent;                   /* last password-set code made (0 = none) */
+    double code_expires;                /* 0 = no code pending */
+};
+
+/* store_enduser_password_weak - the End User Console password rules: 8-32
+ * characters (UTF-8), at least one lower-case letter, one upper-case
+ * letter and one digit, no leading or trailing space, no control
+ * characters. NULL when acceptable, else the reason. Pure. */
+const char *store_enduser_password_weak(const char *pw);
+/* store_enduser_address - check and normalise (lower-case) an end user's
+ * address: NULL when valid (written to out), else the reason. Pure: the
+ * domain check against the tenant is the store's. */
+const char *store_enduser_address(const char *in, char *out, size_t outsz);
+/* store_enduser_name - NULL when name is an acceptable display name (UTF-8,
+ * no control characters, at most STORE_EUSER_NAME_MAX bytes) */
+const char *store_enduser_name(const char *name);
+
+/* store_enduser_add - a new enabled/disabled account (u->company_id, email,
+ * name, enabled in; id and created out). 0; 1 user error in err (bad
+ * address, not a verified domain of the tenant, exists already, tenant
+ * full, no such tenant); -1 database error. */
+int store_enduser_add(struct store *st, struct store_enduser *u, char *err, size_t errsz);
+/* store_enduser_get - by id in scope: 0, 1 not found (or another tenant's), -1 */
+int store_enduser_get(struct store *st, const char *scope, int64_t id, struct store_enduser *out);
+/* store_enduser_find - by address in the tenant: 0, 1 not found, -1 */
+int store_enduser_find(struct store *st, const char *company_id, const char *email, struct store_enduser *out);
+struct store_enduser_query {
+    const char *company_id; /* required */
+    const char *search;     /* substring of address or name, case-insensitive; NULL = all */
+    size_t offset, limit;   /* limit 0 = all */
+};
+/* store_enduser_list - by address into *out (caller frees); count or -1;
+ * *total (may be NULL) = the matches without offset/limit */
+long store_enduser_list(struct store *st, const struct store_enduser_query *q, struct store_enduser **out,
+                        long *total);
+/* store_enduser_count - the tenant's accounts, or -1 */
+long store_enduser_count(struct store *st, const char *company_id);
+/* store_enduser_update - set enabled and name of id in scope: 0, 1 not found, -1 */
+int store_enduser_update(struct store *st, const char *scope, int64_t id, bool enabled, const char *name);
+/* store_enduser_delete - 0 deleted, 1 not found, -1 */
+int store_enduser_delete(struct store *st, const char *scope, int64_t id);
+
+/* store_enduser_code_new - a fresh password-set code for id in scope (any
+ * earlier one stops working), valid STORE_EUSER_CODE_TTL from now: written
+ * to code ("XXXXX-XXXXX", for the mail only; the store keeps its hash).
+ * 0, 1 not found, -1. */
+int store_enduser_code_new(struct store *st, const char *scope, int64_t id, double now,
+                           char code[STORE_EUSER_CODE_LEN + 1]);
+enum store_code_result {
+    STORE_CODE_OK = 0,     /* accepted (and used up) */
+    STORE_CODE_WRONG,      /* does not match (one try counted) */
+    STORE_CODE_EXPIRED,    /* too old, or too many wrong tries: ask for a new one */
+    STORE_CODE_NONE,       /* no such account or no code pending */
+    STORE_CODE_DISABLED,   /* the account is disabled */
+    STORE_CODE_ERROR,      /* database error */
+};
+/* store_enduser_code_use - check a password-set code of the tenant's user
+ * email (case, spaces and hyphens ignored); when it matches, the code is
+ * used up and pwhash (argon2id, may be NULL = only verify) becomes the
+ * password, in one transaction. The End User Console's "set password". */
+enum store_code_result store_enduser_code_use(struct store *st, const char *company_id, const char *email,
+                                              const char *code, const char *pwhash, double now);
+/* store_enduser_login_ok - last_login = now; 0 or -1 */
+int store_enduser_login_ok(struct store *st, int64_t id, double now);
+
+/* One row of a CSV import, checked and normalised by the caller. */
+struct store_enduser_row {
+    unsigned line;              /* in the file, for errors */
+    const char *email;          /* normalised */
+    const char *name;           /* NULL: keep (existing) / "" (new) */
+    int enabled;                /* -1: keep (existing) / enabled (new) */
+};
+struct store_enduser_row_error {
+    unsigned line;
+    char error[200];
+};
+struct store_enduser_import {
+    size_t created, updated, unchanged;
+    int64_t *created_ids;       /* the new accounts (caller frees) */
+    struct store_enduser_row_error *errors; /* at most STORE_EUSER_ERRORS_MAX (caller frees) */
+    size_t nerrors;             /* errors found (may be more than kept) */
+};
+/* store_enduser_import - apply rows to the tenant in one transaction: new
+ * addresses created, existing ones updated (name / enabled when given);
+ * nothing else is touched. Each row's domain and the tenant's limit are
+ * checked first: with any error nothing is applied (res->errors). 0
+ * applied; 1 rejected (errors); -1 database error. */
+int store_enduser_import(struct store *st, const char *company_id, const struct store_enduser_row *rows, size_t n,
+                         struct store_enduser_import *res);
+void store_enduser_import_free(struct store_enduser_import *res);
+/* store_enduser_csv_parse - a CSV file (at most STORE_EUSER_CSV_MAX bytes)
+ * into checked rows: a header row naming the columns email (required),
+ * name, enabled (password_set, created, last_login of an export are
+ * ignored), then one account per line; addresses normalised, duplicates
+ * refused, at most STORE_EUSER_IMPORT_MAX rows. 0 with *out (free with
+ * store_enduser_rows_free), or 1 with the errors by line in res. Pure. */
+int store_enduser_csv_parse(const char *csv, size_t len, struct store_enduser_row **out, size_t *nout,
+                            struct store_enduser_import *res);
+void store_enduser_rows_free(struct store_enduser_row *rows, size_t n);
+/* store_enduser_csv_write - the accounts as CSV (header email, name,
+ * enabled, password_set, created, last_login; quoted and formula-safe by
+ * core_csv_field) appended to b; 0 or -1 when b is full. Pure. */
+int store_enduser_csv_write(struct buf *b, const struct store_enduser *u, size_t n);
+
+/* End User Console settings of a tenant: the tenant document's
+ * "end_user_console" (store_doc.c validates it). */
+struct store_euc {
+    bool enabled, local_accounts, enforce_2fa;
+    char categories[8][24];     /* quarantine categories shown to users */
+    size_t ncategories;
+};
+/* store_euc_categories - the accepted quarantine category names, NULL-ended */
+extern const char *const store_euc_categories[];
+struct json_t;
+/* store_euc_validate - in (an object; NULL = the defaults) checked and
+ * canonical (every key, defaults filled in) into *canon (caller decrefs);
+ * 0, or -1 with the reason ("enabled: must be true or false") in err */
+int store_euc_validate(const struct json_t *in, struct json_t **canon, char *err, size_t errsz);
+/* store_euc_default - the canonical default settings (caller decrefs) */
+struct json_t *store_euc_default(void);
+/* store_euc_get - the tenant's settings as canonical JSON (caller decrefs)
+ * into *out, and parsed into e (may be NULL). 0, 1 no such tenant, -1 */
+int store_euc_get(struct store *st, const char *company_id, struct json_t **out, struct store_euc *e);
+/* store_euc_set - replace the tenant's settings with canon (from
+ * store_euc_validate); config_version + 1 and an audit row (actor) when
+ * they change. 0, 1 no such tenant, -1 */
+int store_euc_set(struct store *st, const char *company_id, const struct json_t *canon, const char *actor);
+
 /* ---------------------------------------------------------------- audit log */
 /* store_audit_add - one row (who, what, which tenant, details) in its own transaction; 0 or -1 */
 int store_audit_add(struct store *st, const char *actor, const char *action, const char *company_id,

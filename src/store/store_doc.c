@@ -1258,6 +1258,55 @@ static int v_templates(struct vctx *v, json_t *x, json_t *out)
     return 0;
 }
 
+/* v_euc_object - the End User Console settings {"enabled", "local_accounts",
+ * "enforce_2fa", "quarantine_categories"} (e NULL: the defaults) into *out */
+static int v_euc_object(struct vctx *v, json_t *e, json_t **out)
+{
+    static const char *const keys[] = {"enabled", "local_accounts", "enforce_2fa", "quarantine_categories", NULL};
+    json_t *eo = json_object();
+    json_t *in = e ? e : eo;
+    *out = NULL;
+    if ((e && v_keys(v, e, keys) < 0) || v_bool(v, in, "enabled", false, eo, NULL) < 0 ||
+        v_bool(v, in, "local_accounts", true, eo, NULL) < 0 || v_bool(v, in, "enforce_2fa", false, eo, NULL) < 0 ||
+        v_enum_strings(v, in, "quarantine_categories", store_euc_categories, 0,
+                       json_pack("[s,s]", "spam", "graymail"), eo) < 0) {
+        json_decref(eo);
+        return -1;
+    }
+    *out = eo;
+    return 0;
+}
+
+/* v_euc - the tenant's "end_user_console" (absent: the defaults, disabled) */
+static int v_euc(struct vctx *v, json_t *x, json_t *out)
+{
+    json_t *eo;
+    size_t m = vpush_key(v, "end_user_console");
+    if (v_euc_object(v, json_object_get(x, "end_user_console"), &eo) < 0)
+        return -1;
+    vpop(v, m);
+    json_object_set_new(out, "end_user_console", eo);
+    return 0;
+}
+
+const char *const store_euc_categories[] = {"spam",  "phishing", "graymail", "bec", "web_reputation",
+                                            "social_engineering", "virus", "content", NULL};
+
+int store_euc_validate(const json_t *in, json_t **canon, char *err, size_t errsz)
+{
+    struct vctx v = {.err = err, .errsz = errsz};
+    return v_euc_object(&v, (json_t *)in, canon);
+}
+
+json_t *store_euc_default(void)
+{
+    json_t *d;
+    char err[16];
+    if (store_euc_validate(NULL, &d, err, sizeof err) < 0)
+        fatal("store: the default End User Console settings do not validate");
+    return d;
+}
+
 static int v_tenant(struct vctx *v, json_t *x, json_t *out)
 {
     static const char *const keys[] = {"company_id",         "name",
@@ -1266,7 +1315,7 @@ static int v_tenant(struct vctx *v, json_t *x, json_t *out)
                                        "blocked_senders",    "high_profile_domains",
                                        "high_profile_users", "web_reputation",
                                        "file_passwords",     "notification_templates",
-                                       NULL};
+                                       "end_user_console",   NULL};
     char cid[64], q[128];
     if (v_keys(v, x, keys) < 0)
         return -1;
@@ -1324,7 +1373,7 @@ static int v_tenant(struct vctx *v, json_t *x, json_t *out)
         v_objects(v, x, "high_profile_users", STORE_MAX_HIGH_PROFILE, v_hp_user, out) < 0 ||
         v_web_reputation(v, x, out) < 0 ||
         v_strings(v, x, "file_passwords", 0, STORE_MAX_PASSWORDS, norm_password, "password", out, NULL) < 0 ||
-        v_templates(v, x, out) < 0)
+        v_templates(v, x, out) < 0 || v_euc(v, x, out) < 0)
         return -1;
     return 0;
 }
@@ -1467,9 +1516,10 @@ static json_t *doc_validate(struct vctx *v, json_t *root)
 
 /* ---------------------------------------------------------------- SQL */
 static const char SQL_TENANT_GET[] =
-    "SELECT id, company_id, name, admin_email FROM tenants WHERE company_id = ?";
+    "SELECT id, company_id, name, admin_email, euc FROM tenants WHERE company_id = ?";
 static const char SQL_TENANT_ALL[] =
-    "SELECT id, company_id, name, admin_email FROM tenants ORDER BY company_id";
+    "SELECT id, company_id, name, admin_email, euc FROM tenants ORDER BY company_id";
+static const char SQL_TENANT_EUC[] = "UPDATE tenants SET euc = ? WHERE id = ?";
 static const char SQL_TENANT_INS[] =
     "INSERT INTO tenants(company_id, name, admin_email, created, updated) VALUES(?, ?, ?, ?, ?)";
 static const char SQL_TENANT_UPD[] =
@@ -1690,6 +1740,8 @@ static json_t *tenant_export(struct store *st, sqlite3_stmt *ts, bool readonly)
     sqlite3_reset(s);
     if (rc != SQLITE_DONE)
         goto fail;
+    json_t *euc = col_json(ts, 4);
+    json_object_set_new(t, "end_user_console", euc ? euc : store_euc_default());
     return t;
 fail:
     store_log_error(st, "export");
@@ -2004,6 +2056,19 @@ static int tenant_write(struct store *st, struct existing *e, json_t *t, bool tr
             id_stmt(st, SQL_TL_DEL, tid) < 0 || id_stmt(st, SQL_NT_DEL, tid) < 0)
             return -1;
     }
+    char *euc = json_dumps(json_object_get(t, "end_user_console"), JSON_COMPACT);
+    if (!euc)
+        fatal("out of memory");
+    if (!(s = store_stmt(st, SQL_TENANT_EUC))) {
+        free(euc);
+        return -1;
+    }
+    store_bind_text(s, 1, euc);
+    sqlite3_bind_int64(s, 2, tid);
+    int erc = store_step_done(st, s);
+    free(euc);
+    if (erc < 0)
+        return -1;
 
     json_t *doms = json_object_get(t, "domains");
     for (size_t i = 0; i < json_array_size(doms); i++) {

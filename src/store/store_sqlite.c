@@ -269,6 +269,25 @@ static const char *const store_migrations[] = {
     "  first_name TEXT NOT NULL DEFAULT '',"
     "  email_confirmed REAL,"
     "  wizard_done REAL);",
+    /* 10: End User Console: the tenant's settings (the tenant document's
+     * "end_user_console") and its end users' accounts (store_enduser.c) */
+    "ALTER TABLE tenants ADD COLUMN euc TEXT NOT NULL DEFAULT '{\"enabled\":false,\"local_accounts\":true,"
+    "\"enforce_2fa\":false,\"quarantine_categories\":[\"spam\",\"graymail\"]}';"
+    "CREATE TABLE end_users("
+    "  id INTEGER PRIMARY KEY,"
+    "  company_id TEXT NOT NULL COLLATE NOCASE,"
+    "  email TEXT NOT NULL COLLATE NOCASE,"
+    "  name TEXT NOT NULL DEFAULT '',"
+    "  enabled INTEGER NOT NULL DEFAULT 1,"
+    "  created REAL NOT NULL,"
+    "  pwhash TEXT,"                 /* argon2id; NULL until the user sets it */
+    "  code_hash TEXT,"              /* SHA-256 hex of the pending password-set code */
+    "  code_expires REAL,"
+    "  code_tries INTEGER NOT NULL DEFAULT 0,"
+    "  code_sent REAL,"
+    "  last_login REAL,"
+    "  UNIQUE(company_id, email));"
+    "CREATE INDEX end_users_email ON end_users(email);",
 };
 
 #define STORE_NMIGRATIONS ((int)(sizeof store_migrations / sizeof store_migrations[0]))

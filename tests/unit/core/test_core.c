@@ -166,6 +166,102 @@ static void test_config_reload(void **state)
     free(p);
 }
 
+/* csv_all - every record of data as "f1|f2;f1;..." (or "ERR<rc>@line") */
+static void csv_all(const char *data, size_t len, size_t maxf, char *out, size_t outsz)
+{
+    struct core_csv c;
+    core_csv_init(&c, data, len);
+    char *f[CORE_CSV_FIELDS_MAX];
+    size_t nf, o = 0;
+    out[0] = '\0';
+    enum core_csv_rc rc;
+    while ((rc = core_csv_next(&c, f, maxf, &nf)) == CORE_CSV_OK) {
+        for (size_t i = 0; i < nf; i++)
+            o += (size_t)snprintf(out + o, outsz - o, "%s%s", f[i], i + 1 < nf ? "|" : ";");
+    }
+    if (rc != CORE_CSV_END)
+        snprintf(out + o, outsz - o, "ERR%d@%u", (int)rc, c.line);
+    core_csv_free(&c);
+}
+
+static void test_csv_read(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *in;
+        const char *out;
+    } cases[] = {
+        {"", ""},
+        {"a,b\r\nc,d\r\n", "a|b;c|d;"},
+        {"a,b\nc,d", "a|b;c|d;"},                     /* LF, no final line end */
+        {"\n\r\n a , b \n", " a | b ;"},              /* blank lines skipped, spaces kept */
+        {",\n", "|;"},                                /* two empty fields */
+        {"\"a,b\",\"say \"\"hi\"\"\"\n", "a,b|say \"hi\";"},
+        {"\"multi\r\nline\",x\n", "multi\r\nline|x;"},
+        {"\"\"\n", ";"},                              /* one empty quoted field */
+        {"\xEF\xBB\xBF" "email\n", "email;"},         /* BOM dropped */
+        {"a\rb\n", "a\rb;"},                          /* a bare CR inside is data */
+        {"\"open\n", "ERR2@1"},                       /* unterminated quote */
+        {"\"a\"b\n", "ERR2@1"},                       /* text after the closing quote */
+        {"a\"b\n", "ERR2@1"},                         /* a quote inside an unquoted field */
+        {"ok\n\"x\ny\nz\"\n\"bad\n", "ok;x\ny\nz;ERR2@5"}, /* line numbers count quoted breaks */
+        {"a,b,c,d\n", "ERR4@1"},                      /* more than maxf (3) fields */
+    };
+    char out[512];
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        csv_all(cases[i].in, strlen(cases[i].in), 3, out, sizeof out);
+        if (strcmp(out, cases[i].out) != 0)
+            fail_msg("case %zu: got \"%s\", want \"%s\"", i, out, cases[i].out);
+    }
+    csv_all("a\0b\n", 4, 3, out, sizeof out);
+    assert_string_equal(out, "ERR5@1");
+    /* a field of CORE_CSV_FIELD_MAX bytes is fine, one more is not */
+    char *big = malloc(CORE_CSV_FIELD_MAX + 3);
+    memset(big, 'x', CORE_CSV_FIELD_MAX + 1);
+    big[CORE_CSV_FIELD_MAX] = '\n';
+    struct core_csv c;
+    char *f[4];
+    size_t nf;
+    core_csv_init(&c, big, CORE_CSV_FIELD_MAX + 1);
+    assert_int_equal(core_csv_next(&c, f, 4, &nf), CORE_CSV_OK);
+    assert_int_equal(strlen(f[0]), CORE_CSV_FIELD_MAX);
+    core_csv_free(&c);
+    big[CORE_CSV_FIELD_MAX] = 'x';
+    core_csv_init(&c, big, CORE_CSV_FIELD_MAX + 1);
+    assert_int_equal(core_csv_next(&c, f, 4, &nf), CORE_CSV_ERR_LONG);
+    core_csv_free(&c);
+    free(big);
+}
+
+static void test_csv_write(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *in, *out;
+    } cases[] = {
+        {"plain", "plain,"},          {"", ","},
+        {"a,b", "\"a,b\","},          {"say \"hi\"", "\"say \"\"hi\"\"\","},
+        {"two\r\nlines", "\"two\r\nlines\","},
+        {"=1+2", "\"'=1+2\","},       {"+1", "\"'+1\","},
+        {"-1", "\"'-1\","},           {"@SUM(A1)", "\"'@SUM(A1)\","},
+        {"a=b", "a=b,"},              {"日本語", "日本語,"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        struct buf b;
+        buf_init(&b, 256);
+        assert_int_equal(core_csv_field(&b, cases[i].in, false), 0);
+        if (strcmp(buf_cstr(&b), cases[i].out) != 0)
+            fail_msg("case %zu: got %s", i, buf_cstr(&b));
+        buf_free(&b);
+    }
+    struct buf b;
+    buf_init(&b, 4);
+    assert_int_equal(core_csv_field(&b, NULL, true), 0);
+    assert_string_equal(buf_cstr(&b), "\r\n");
+    assert_int_equal(core_csv_field(&b, "toolong", true), -1);
+    buf_free(&b);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -173,6 +269,7 @@ int main(void)
         cmocka_unit_test(test_hostport),    cmocka_unit_test(test_qid),
         cmocka_unit_test(test_log_escape),  cmocka_unit_test(test_config),
         cmocka_unit_test(test_config_reload),
+        cmocka_unit_test(test_csv_read),    cmocka_unit_test(test_csv_write),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

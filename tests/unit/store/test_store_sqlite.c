@@ -10,8 +10,8 @@ static void test_fresh_db_migrations(void **state)
 {
     struct tenv *e = *state;
     /* every migration applied once, in order */
-    assert_int_equal(db_count(e, "SELECT COUNT(*) FROM schema_migrations"), 9);
-    assert_int_equal(db_count(e, "SELECT MAX(version) FROM schema_migrations"), 9);
+    assert_int_equal(db_count(e, "SELECT COUNT(*) FROM schema_migrations"), 10);
+    assert_int_equal(db_count(e, "SELECT MAX(version) FROM schema_migrations"), 10);
     static const char *const tables[] = {"meta",
                                          "tenants",
                                          "domains",
@@ -30,7 +30,8 @@ static void test_fresh_db_migrations(void **state)
                                          "account_recovery",
                                          "sessions",
                                          "api_tokens",
-                                         "tenant_security"};
+                                         "tenant_security",
+                                         "end_users"};
     for (size_t i = 0; i < sizeof tables / sizeof tables[0]; i++) {
         char sql[200];
         snprintf(sql, sizeof sql, "SELECT COUNT(*) FROM sqlite_schema WHERE type = 'table' AND name = '%s'",
@@ -65,7 +66,7 @@ static void test_reopen_is_noop(void **state)
     import_ok(e->st, TEST_DOC, false);
     store_close(e->st);
     assert_int_equal(store_open(&e->cfg, &e->st, err, sizeof err), 0);
-    assert_int_equal(db_count(e, "SELECT COUNT(*) FROM schema_migrations"), 9);
+    assert_int_equal(db_count(e, "SELECT COUNT(*) FROM schema_migrations"), 10);
     assert_int_equal(store_config_version(e->st), 1);
     /* two connections at once */
     struct store *st2;
