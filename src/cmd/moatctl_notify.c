@@ -48,6 +48,9 @@ static const char *const samples[NOTIFY_NVARS] = {
     [NOTIFY_VAR_LINK] = "https://moat.example:8080/#/setup?token=0123456789abcdef",
     [NOTIFY_VAR_EXPIRES] = "2026-01-04 09:00:00 UTC",
     [NOTIFY_VAR_EMAIL] = "admin@example.jp",
+    [NOTIFY_VAR_USER_NAME] = "Taro Yamada",
+    [NOTIFY_VAR_CODE] = "ABCDE-FGH23",
+    [NOTIFY_VAR_EUC_URL] = "https://moat.example/euc/",
 };
 
 struct nopts {

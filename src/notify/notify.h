@@ -70,6 +70,9 @@ enum notify_var {
     NOTIFY_VAR_LINK,         /* onboarding mails: the one-time link */
     NOTIFY_VAR_EXPIRES,      /* when that link stops working */
     NOTIFY_VAR_EMAIL,        /* the address the mail is about */
+    NOTIFY_VAR_USER_NAME,    /* end-user mails: the account's display name (or its address) */
+    NOTIFY_VAR_CODE,         /* the password-set code */
+    NOTIFY_VAR_EUC_URL,      /* the End User Console: https://<hostname>/euc/ */
     NOTIFY_NVARS
 };
 #define NOTIFY_VALUE_MAX 4096          /* one variable's value, bytes (cut at a character) */
@@ -182,6 +185,26 @@ struct notify_domain_info {
  * -1 with err. */
 int notify_domain_prepare(const struct notify_domain_info *info, struct buf *out, struct queue_envelope *env,
                           char *err, size_t errsz);
+
+/* notify_bilingual_prepare - one mail in both languages (Japanese, then
+ * English) from data/templates/<stem>.{ja,en}.txt with vars, to one address,
+ * rendered with its envelope (as notify_prepare). 0, or -1 with err. */
+int notify_bilingual_prepare(const char *stem, const struct notify_vars *vars, const char *to, const char *hostname,
+                             struct buf *out, struct queue_envelope *env, char *err, size_t errsz);
+
+/* ---------------------------------------------------------------- end-user mails (notify_domain.c) */
+struct notify_enduser_info {
+    const char *company_id, *tenant_name;
+    const char *to, *name;    /* the account's address and display name (may be "") */
+    const char *code;         /* the password-set code */
+    double expires;           /* when it stops working */
+    const char *hostname;     /* service hostname (From, Message-ID, the console's address) */
+};
+/* notify_enduser_prepare - the "set your password" mail of a new End User
+ * Console account (data/templates/enduser-password.{ja,en}.txt) with the
+ * verification code. 0, or -1 with err. */
+int notify_enduser_prepare(const struct notify_enduser_info *info, struct buf *out, struct queue_envelope *env,
+                           char *err, size_t errsz);
 
 /* notify_is_generated - the header block of msg marks it as automatic
  * (X-Moat-Notification, or Auto-Submitted other than "no", RFC 3834): the

@@ -8,7 +8,12 @@
  * sets the password (admin-setup) and the wizard's e-mail confirmation link
  * (email-confirm).
  *
- *   notify_domain_prepare   render the bilingual mail and its envelope
+ *   notify_bilingual_prepare   one template pair rendered as one mail, and its envelope
+ *   notify_domain_prepare      the domain and onboarding mails
+ *   notify_utc_date            "2026-01-01 09:00:00 UTC"
+ *
+ * notify_enduser.c uses the same bilingual form for the End User Console's
+ * password-set mail.
  *
  * Templates: data/templates/domain-activated.{ja,en}.txt,
  * domain-record-missing, admin-setup and email-confirm (same format as the rule
@@ -23,6 +28,7 @@
 #include <sys/stat.h>
 
 #include "notify/notify.h"
+#include "notify/notify_int.h"
 
 /* load_file - a template file of dir by stem and language */
 static int load_file(const char *stem, const char *lang, struct notify_template *t, char *err, size_t errsz)
@@ -49,12 +55,9 @@ static int load_file(const char *stem, const char *lang, struct notify_template 
     return rc;
 }
 
-int notify_domain_prepare(const struct notify_domain_info *info, struct buf *out, struct queue_envelope *env,
-                          char *err, size_t errsz)
+int notify_bilingual_prepare(const char *stem, const struct notify_vars *vars, const char *to, const char *hostname,
+                             struct buf *out, struct queue_envelope *env, char *err, size_t errsz)
 {
-    static const char *const stems[] = {"domain-activated", "domain-record-missing", "admin-setup",
-                                        "email-confirm"};
-    const char *stem = (unsigned)info->kind < sizeof stems / sizeof stems[0] ? stems[info->kind] : stems[0];
     struct notify_template ja, en;
     memset(&ja, 0, sizeof ja);
     memset(&en, 0, sizeof en);
@@ -73,13 +76,35 @@ int notify_domain_prepare(const struct notify_domain_info *info, struct buf *out
     size_t bl = strlen(ja.body) + strlen(en.body) + sizeof sep;
     both.body = xmalloc(bl);
     snprintf(both.body, bl, "%s%s%s", ja.body, sep, en.body);
+    const char *rcpt[1] = {to};
+    struct notify_message m = {.tpl = &both, .vars = vars, .hostname = hostname, .to = rcpt, .nto = 1};
+    int rc = notify_prepare(&m, out, env);
+    if (rc < 0)
+        snprintf(err, errsz, "cannot render the %s mail to %s", stem, to ? to : "(none)");
+    free(both.subject);
+    free(both.body);
+    notify_template_free(&ja);
+    notify_template_free(&en);
+    return rc;
+}
 
+void notify_utc_date(double t, char *out, size_t outsz)
+{
+    time_t secs = (time_t)t;
+    struct tm tm;
+    gmtime_r(&secs, &tm);
+    strftime(out, outsz, "%Y-%m-%d %H:%M:%S UTC", &tm);
+}
+
+int notify_domain_prepare(const struct notify_domain_info *info, struct buf *out, struct queue_envelope *env,
+                          char *err, size_t errsz)
+{
+    static const char *const stems[] = {"domain-activated", "domain-record-missing", "admin-setup",
+                                        "email-confirm"};
+    const char *stem = (unsigned)info->kind < sizeof stems / sizeof stems[0] ? stems[info->kind] : stems[0];
     char txt[128], date[64];
     snprintf(txt, sizeof txt, "%s%s", "moat-verification=", info->token ? info->token : "");
-    time_t now = time(NULL);
-    struct tm tm;
-    gmtime_r(&now, &tm);
-    strftime(date, sizeof date, "%Y-%m-%d %H:%M:%S UTC", &tm);
+    notify_utc_date(core_now(), date, sizeof date);
     struct notify_vars vars;
     memset(&vars, 0, sizeof vars);
     vars.v[NOTIFY_VAR_DOMAIN] = info->domain;
@@ -92,19 +117,25 @@ int notify_domain_prepare(const struct notify_domain_info *info, struct buf *out
     vars.v[NOTIFY_VAR_LINK] = info->link;
     vars.v[NOTIFY_VAR_EXPIRES] = info->expires;
     vars.v[NOTIFY_VAR_EMAIL] = info->email;
-    const char *to[1] = {info->to};
-    struct notify_message m = {.tpl = &both,
-                               .vars = &vars,
-                               .hostname = info->hostname,
-                               .tenant_name = NULL,
-                               .to = to,
-                               .nto = 1};
-    int rc = notify_prepare(&m, out, env);
-    if (rc < 0)
-        snprintf(err, errsz, "cannot render the %s mail to %s", stem, info->to ? info->to : "(none)");
-    free(both.subject);
-    free(both.body);
-    notify_template_free(&ja);
-    notify_template_free(&en);
-    return rc;
+    return notify_bilingual_prepare(stem, &vars, info->to, info->hostname, out, env, err, errsz);
+}
+
+int notify_enduser_prepare(const struct notify_enduser_info *info, struct buf *out, struct queue_envelope *env,
+                           char *err, size_t errsz)
+{
+    char date[64], expires[64], url[400];
+    notify_utc_date(core_now(), date, sizeof date);
+    notify_utc_date(info->expires, expires, sizeof expires);
+    snprintf(url, sizeof url, "https://%s/euc/", info->hostname ? info->hostname : "localhost");
+    struct notify_vars vars;
+    memset(&vars, 0, sizeof vars);
+    vars.v[NOTIFY_VAR_COMPANY_ID] = info->company_id;
+    vars.v[NOTIFY_VAR_TENANT] = info->tenant_name && info->tenant_name[0] ? info->tenant_name : info->company_id;
+    vars.v[NOTIFY_VAR_DATE] = date;
+    vars.v[NOTIFY_VAR_EMAIL] = info->to;
+    vars.v[NOTIFY_VAR_USER_NAME] = info->name && info->name[0] ? info->name : info->to;
+    vars.v[NOTIFY_VAR_CODE] = info->code;
+    vars.v[NOTIFY_VAR_EXPIRES] = expires;
+    vars.v[NOTIFY_VAR_EUC_URL] = url;
+    return notify_bilingual_prepare("enduser-password", &vars, info->to, info->hostname, out, env, err, errsz);
 }

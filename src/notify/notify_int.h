@@ -30,6 +30,8 @@ int notify_append_base64(struct buf *out, const char *data, size_t len);
  * cut to 998, at most max bytes cut at a line end; *eightbit set when it
  * has non-ASCII bytes. 0 or -1 */
 int notify_append_header_block(struct buf *out, const char *msg, size_t len, size_t max, bool *eightbit);
+/* notify_utc_date - "2026-01-01 09:00:00 UTC" (notify_domain.c) */
+void notify_utc_date(double t, char *out, size_t outsz);
 /* notify_random_hex - nbytes (at most 16) random bytes as hex into out */
 void notify_random_hex(char *out, size_t nbytes);
 

@@ -49,6 +49,7 @@ static const char *const var_names[NOTIFY_NVARS] = {
     "SENDER", "RECIPIENTS",    "SUBJECT",     "RULE", "DETECTIONS", "DATE",   "QID",
     "TENANT", "QUARANTINE_ID", "ATTACHMENTS", "SIZE", "SIZE_LIMIT", "REASON",
     "DOMAIN", "MX_HOST", "TXT_RECORD", "COMPANY_ID", "LINK", "EXPIRES", "EMAIL",
+    "USER_NAME", "CODE", "EUC_URL",
 };
 
 const struct notify_default notify_defaults[] = {

@@ -308,6 +308,54 @@ static void test_prepare_and_loop_guard(void **state)
     assert_false(notify_is_generated(NULL, 0));
 }
 
+/* the End User Console's password-set mail: both languages, the code, its
+ * expiry and the console's address; a hostile display name cannot add headers */
+static void test_enduser_mail(void **state)
+{
+    (void)state;
+    struct notify_enduser_info info = {.company_id = "acme",
+                                       .tenant_name = "株式会社アクメ",
+                                       .to = "taro@acme.test",
+                                       .name = "山田 太郎\r\nBcc: evil@example.net",
+                                       .code = "ABCDE-FGH23",
+                                       .expires = 1767225600, /* 2026-01-01 00:00:00 UTC */
+                                       .hostname = "moat.test"};
+    struct buf out;
+    struct queue_envelope env;
+    char err[256];
+    buf_init(&out, 1 << 20);
+    assert_int_equal(notify_enduser_prepare(&info, &out, &env, err, sizeof err), 0);
+    check_lines(out.ptr, out.len);
+    assert_int_equal(env.nrcpts, 1);
+    assert_string_equal(env.rcpts[0], "taro@acme.test");
+    assert_string_equal(env.sender, "");
+    struct analysis *a = mime_analyse(out.ptr, out.len, NULL);
+    assert_non_null(a);
+    assert_non_null(strstr(a->subject, "エンドユーザーコンソール"));
+    assert_non_null(strstr(a->subject, "Set your End User Console password"));
+    assert_non_null(strstr(a->text, "ABCDE-FGH23"));
+    assert_non_null(strstr(a->text, "2026-01-01 00:00:00 UTC"));
+    assert_non_null(strstr(a->text, "https://moat.test/euc/"));
+    assert_non_null(strstr(a->text, "株式会社アクメ"));
+    assert_non_null(strstr(a->text, "山田 太郎"));
+    assert_non_null(strstr(a->text, "(English follows)"));
+    assert_null(strstr(a->text, "%CODE%"));
+    assert_non_null(header(a, "X-Moat-Notification")); /* loop guard */
+    assert_int_equal(header_count(a, "Bcc"), 0);
+    assert_int_equal(a->nto, 1);
+    analysis_free(a);
+    queue_envelope_free(&env);
+    /* no name: the address stands for it */
+    info.name = "";
+    buf_reset(&out);
+    assert_int_equal(notify_enduser_prepare(&info, &out, &env, err, sizeof err), 0);
+    a = mime_analyse(out.ptr, out.len, NULL);
+    assert_non_null(strstr(a->text, "taro@acme.test 様"));
+    analysis_free(a);
+    queue_envelope_free(&env);
+    buf_free(&out);
+}
+
 int main(void)
 {
     log_init("test", false, LOG_LVL_ERROR);
@@ -317,6 +365,7 @@ int main(void)
         cmocka_unit_test(test_original_headers),
         cmocka_unit_test(test_load_and_override),
         cmocka_unit_test(test_prepare_and_loop_guard),
+        cmocka_unit_test(test_enduser_mail),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
