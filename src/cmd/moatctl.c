@@ -33,6 +33,8 @@ static const struct moatctl_cmd moatctl_commands[] = {
     {"admin", NULL, "console / REST API accounts (operators and tenant administrators)", NULL, moatctl_admin_cmds},
     {"account", NULL, "the same as admin; `account add` reads the password from stdin", NULL, moatctl_account_cmds},
     {"token", NULL, "REST API tokens for automation", NULL, moatctl_token_cmds},
+    {"enduser", NULL, "End User Console accounts of a tenant", NULL, moatctl_enduser_cmds},
+    {"user", NULL, "the same as enduser", NULL, moatctl_enduser_cmds},
     {"scan", "[--tenant ID] [--mail-from ADDR] [--client-ip IP] [--rcpts N] FILE.eml...", "analyse messages offline and print the analysis as JSON", moatctl_cmd_scan, NULL},
     {"train", "--spam DIR --ham DIR [--out MODEL]", "train the spam classifier on raw messages", moatctl_cmd_train, NULL},
     {"style", NULL, "writing-style profiles of high-profile users (BEC)", NULL, moatctl_style_cmds},

@@ -63,6 +63,8 @@ extern const struct moatctl_cmd moatctl_domain_cmds[];
 extern const struct moatctl_cmd moatctl_admin_cmds[];
 extern const struct moatctl_cmd moatctl_account_cmds[];
 extern const struct moatctl_cmd moatctl_token_cmds[];
+/* moatctl_enduser.c */
+extern const struct moatctl_cmd moatctl_enduser_cmds[];
 
 /* moatctl_error - print "moatctl: <msg>" on stderr; returns code */
 int moatctl_error(int code, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

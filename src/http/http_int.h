@@ -20,6 +20,7 @@
 /* ---------------------------------------------------------------- limits */
 #define HTTP_BODY_MAX (64 * 1024)                  /* every request body but the tenant document */
 #define HTTP_BODY_MAX_CONFIG (64 * 1024 * 1024)    /* PUT /api/v1/config */
+#define HTTP_BODY_MAX_IMPORT (8 * 1024 * 1024)     /* POST /api/v1/endusers/import (a CSV of at most 2 MB, JSON-escaped) */
 #define HTTP_JSON_DEPTH_MAX 16                     /* nesting of any JSON body (the tenant document needs 7) */
 #define HTTP_FIELD_MAX 1024                        /* a string field of a small body */
 #define HTTP_PASSWORD_MIN 10
@@ -138,6 +139,7 @@ struct http_request {
     const char *cache_control; /* NULL: no-store */
     const char *csp;           /* Content-Security-Policy; NULL: HTTP_API_CSP */
     char etag[72];             /* "" for none (static files; the tenant document's version) */
+    char disposition[160];     /* Content-Disposition; "" for none */
     char set_cookie[512];
     char retry_after[16];
 };
@@ -235,6 +237,17 @@ void http_api_domain_verify(struct http_request *r);
 void http_api_tenants_list(struct http_request *r);
 void http_api_tenants_add(struct http_request *r);
 void http_api_company_id(struct http_request *r);
+/* http_api_endusers.c */
+void http_api_euc_get(struct http_request *r);
+void http_api_euc_put(struct http_request *r);
+void http_api_endusers_list(struct http_request *r);
+void http_api_endusers_add(struct http_request *r);
+void http_api_endusers_import(struct http_request *r);
+void http_api_endusers_export(struct http_request *r);
+void http_api_enduser_get(struct http_request *r);
+void http_api_enduser_patch(struct http_request *r);
+void http_api_enduser_delete(struct http_request *r);
+void http_api_enduser_mail(struct http_request *r);
 /* http_static.c: the console's files; 1 when r->path is one of them (replied), else 0 */
 int http_static_serve(struct http_request *r);
 /* http_metrics.c */

@@ -12,7 +12,8 @@
  *
  * A request: headers arrive (first call: the request is created, the body
  * limit checked against Content-Length), the body is collected up to its
- * limit (64 KB; 64 MB for PUT /api/v1/config; beyond it 413 at once), then
+ * limit (64 KB; 64 MB for PUT /api/v1/config, 8 MB for the end-user CSV
+ * import; beyond it 413 at once), then
  * the route is found, the caller authenticated (http_auth.c), authorised
  * (route flags: public, write = full role + CSRF, operator only, allowed
  * during forced TOTP enrolment) and the handler runs with a store
@@ -49,6 +50,7 @@ enum {
     R_OPERATOR = 4, /* operators only */
     R_ENROL = 8,    /* allowed while TOTP enrolment is forced */
     R_BIG = 16,     /* the large body limit */
+    R_IMPORT = 32,  /* the import body limit */
 };
 
 struct http_route {
@@ -101,6 +103,16 @@ static const struct http_route routes[] = {
     {"POST", "/api/v1/tokens", R_WRITE, http_api_tokens_add},
     {"DELETE", "/api/v1/tokens/{}", R_WRITE, http_api_token_delete},
     {"GET", "/api/v1/audit", 0, http_api_audit},
+    {"GET", "/api/v1/end-user-console", 0, http_api_euc_get},
+    {"PUT", "/api/v1/end-user-console", R_WRITE, http_api_euc_put},
+    {"GET", "/api/v1/endusers", 0, http_api_endusers_list},
+    {"POST", "/api/v1/endusers", R_WRITE, http_api_endusers_add},
+    {"POST", "/api/v1/endusers/import", R_WRITE | R_IMPORT, http_api_endusers_import},
+    {"GET", "/api/v1/endusers/export", 0, http_api_endusers_export},
+    {"GET", "/api/v1/endusers/{}", 0, http_api_enduser_get},
+    {"PATCH", "/api/v1/endusers/{}", R_WRITE, http_api_enduser_patch},
+    {"DELETE", "/api/v1/endusers/{}", R_WRITE, http_api_enduser_delete},
+    {"POST", "/api/v1/endusers/{}/password-mail", R_WRITE, http_api_enduser_mail},
 };
 #define NROUTES (sizeof routes / sizeof routes[0])
 
@@ -140,6 +152,19 @@ static bool route_match(const char *pattern, const char *path, struct http_reque
         u += ul;
     }
     return *p == '\0' && *u == '\0';
+}
+
+/* body_limit - the body limit of the route method + url names (R_BIG,
+ * R_IMPORT), else HTTP_BODY_MAX */
+static size_t body_limit(struct http_request *r, const char *method, const char *url)
+{
+    for (size_t i = 0; i < NROUTES; i++) {
+        if (strcmp(routes[i].method, method) == 0 && route_match(routes[i].pattern, url, r))
+            return (routes[i].flags & R_BIG)      ? HTTP_BODY_MAX_CONFIG
+                   : (routes[i].flags & R_IMPORT) ? HTTP_BODY_MAX_IMPORT
+                                                  : HTTP_BODY_MAX;
+    }
+    return HTTP_BODY_MAX;
 }
 
 /* ---------------------------------------------------------------- replies */
@@ -448,6 +473,8 @@ static enum MHD_Result send_reply(struct http_request *r)
     MHD_add_response_header(resp, "Content-Security-Policy", r->csp ? r->csp : HTTP_API_CSP);
     if (r->etag[0])
         MHD_add_response_header(resp, "ETag", r->etag);
+    if (r->disposition[0])
+        MHD_add_response_header(resp, "Content-Disposition", r->disposition);
     MHD_add_response_header(resp, "X-Content-Type-Options", "nosniff");
     MHD_add_response_header(resp, "X-Frame-Options", "DENY");
     MHD_add_response_header(resp, "Referrer-Policy", "no-referrer");
@@ -490,12 +517,12 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         *con_cls = r;
         core_strlcpy(r->method, method, sizeof r->method);
         client_ip(conn, r->client_ip, sizeof r->client_ip);
-        bool big = strcmp(method, "PUT") == 0 && strcmp(url, "/api/v1/config") == 0;
-        buf_init(&r->body, big ? HTTP_BODY_MAX_CONFIG : HTTP_BODY_MAX);
         if (strlen(url) >= sizeof r->path) {
+            buf_init(&r->body, HTTP_BODY_MAX);
             http_error(r, 414, "URI too long");
             return send_reply(r);
         }
+        buf_init(&r->body, body_limit(r, method, url));
         core_strlcpy(r->path, url, sizeof r->path);
         const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Content-Length");
         uint64_t n;

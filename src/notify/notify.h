@@ -192,7 +192,7 @@ int notify_domain_prepare(const struct notify_domain_info *info, struct buf *out
 int notify_bilingual_prepare(const char *stem, const struct notify_vars *vars, const char *to, const char *hostname,
                              struct buf *out, struct queue_envelope *env, char *err, size_t errsz);
 
-/* ---------------------------------------------------------------- end-user mails (notify_domain.c) */
+/* ---------------------------------------------------------------- end-user mails (notify_enduser.c) */
 struct notify_enduser_info {
     const char *company_id, *tenant_name;
     const char *to, *name;    /* the account's address and display name (may be "") */
@@ -205,6 +205,18 @@ struct notify_enduser_info {
  * verification code. 0, or -1 with err. */
 int notify_enduser_prepare(const struct notify_enduser_info *info, struct buf *out, struct queue_envelope *env,
                            char *err, size_t errsz);
+/* inject - queue a generated message durably (queue_mgr_inject in moatd,
+ * queue_ctl_inject in moatctl); 0 or -1 */
+typedef int (*notify_inject_fn)(const char *data, size_t len, struct queue_envelope *env, void *arg);
+struct store;
+struct store_enduser;
+/* notify_enduser_send - the account's password-set mail: when the tenant's
+ * End User Console is on with local accounts and the account is enabled, a
+ * fresh code (store_enduser_code_new, 30 minutes) mailed through inject
+ * (NULL: none available). 0 queued; 1 not sent by the rules, -1 failed:
+ * the reason in why. */
+int notify_enduser_send(struct store *st, const struct moat_config *cfg, const struct store_enduser *u,
+                        notify_inject_fn inject, void *arg, char *why, size_t whysz);
 
 /* notify_is_generated - the header block of msg marks it as automatic
  * (X-Moat-Notification, or Auto-Submitted other than "no", RFC 3834): the

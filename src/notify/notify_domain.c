@@ -119,23 +119,3 @@ int notify_domain_prepare(const struct notify_domain_info *info, struct buf *out
     vars.v[NOTIFY_VAR_EMAIL] = info->email;
     return notify_bilingual_prepare(stem, &vars, info->to, info->hostname, out, env, err, errsz);
 }
-
-int notify_enduser_prepare(const struct notify_enduser_info *info, struct buf *out, struct queue_envelope *env,
-                           char *err, size_t errsz)
-{
-    char date[64], expires[64], url[400];
-    notify_utc_date(core_now(), date, sizeof date);
-    notify_utc_date(info->expires, expires, sizeof expires);
-    snprintf(url, sizeof url, "https://%s/euc/", info->hostname ? info->hostname : "localhost");
-    struct notify_vars vars;
-    memset(&vars, 0, sizeof vars);
-    vars.v[NOTIFY_VAR_COMPANY_ID] = info->company_id;
-    vars.v[NOTIFY_VAR_TENANT] = info->tenant_name && info->tenant_name[0] ? info->tenant_name : info->company_id;
-    vars.v[NOTIFY_VAR_DATE] = date;
-    vars.v[NOTIFY_VAR_EMAIL] = info->to;
-    vars.v[NOTIFY_VAR_USER_NAME] = info->name && info->name[0] ? info->name : info->to;
-    vars.v[NOTIFY_VAR_CODE] = info->code;
-    vars.v[NOTIFY_VAR_EXPIRES] = expires;
-    vars.v[NOTIFY_VAR_EUC_URL] = url;
-    return notify_bilingual_prepare("enduser-password", &vars, info->to, info->hostname, out, env, err, errsz);
-}

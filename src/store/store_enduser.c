@@ -743,7 +743,7 @@ static bool csv_row(char **f, size_t nf, const int *col, size_t ncol, unsigned l
     memset(r, 0, sizeof *r);
     r->line = line;
     r->enabled = -1;
-    if (nf != ncol) {
+    if (nf > ncol) {
         row_error(res, line, "%zu fields, but the header row has %zu", nf, ncol);
         return false;
     }
@@ -774,6 +774,10 @@ static bool csv_row(char **f, size_t nf, const int *col, size_t ncol, unsigned l
                 return false;
             }
         }
+    }
+    if (!r->email) { /* a short row (missing fields are absent) without its address */
+        row_error(res, line, "email: missing");
+        return false;
     }
     return true;
 }
@@ -818,9 +822,7 @@ int store_enduser_csv_parse(const char *csv, size_t len, struct store_enduser_ro
         row_error(res, c.line, "%s", core_csv_strerror(rc));
     else if (csv_header(f, nf, col, res, c.line) == 0)
         ncol = nf;
-    while (!res->nerrors || (ncol && res->nerrors < STORE_EUSER_ERRORS_MAX)) {
-        if (!ncol)
-            break;
+    while (ncol && res->nerrors < STORE_EUSER_ERRORS_MAX) { /* report every row error, up to the limit */
         rc = core_csv_next(&c, f, CORE_CSV_FIELDS_MAX, &nf);
         if (rc == CORE_CSV_END)
             break;

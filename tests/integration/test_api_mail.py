@@ -230,6 +230,10 @@ def test_queue(env2):
 
 
 # ---------------------------------------------------------------- tenant isolation
+def op_sees(env, path) -> bool:
+    return session(env, "op@moat.test").get(path).status == 200
+
+
 def test_tenant_isolation(env2, tmp_path):
     """Every object endpoint of tenant B, with tenant A's session and A's API
     token: 404, the same answer as for an object that does not exist."""
@@ -241,6 +245,7 @@ def test_tenant_isolation(env2, tmp_path):
     wait_until(lambda: b.get("/api/v1/tracking/" + bqid).status == 200, 15, msg="beta's message in tracking")
     bacc = b.post("/api/v1/accounts", {"email": "second@beta.test", "password": PASSWORD}).body["id"]
     btok = b.post("/api/v1/tokens", {"name": "beta-ci"}).body["id"]
+    beu = b.post("/api/v1/endusers", {"email": "eve@beta.test", "send_mail": False}).body["id"]
     missing_q, missing_qid, missing_id = "0" * 32, "0" * 20, 999999
 
     a = session(env2, "admin@acme.test")
@@ -257,9 +262,15 @@ def test_tenant_isolation(env2, tmp_path):
             ("PATCH", "/api/v1/accounts/%s", bacc, missing_id),
             ("DELETE", "/api/v1/accounts/%s", bacc, missing_id),
             ("DELETE", "/api/v1/tokens/%s", btok, missing_id),
+            ("GET", "/api/v1/endusers/%s", beu, missing_id),
+            ("PATCH", "/api/v1/endusers/%s", beu, missing_id),
+            ("POST", "/api/v1/endusers/%s/password-mail", beu, missing_id),
+            ("DELETE", "/api/v1/endusers/%s", beu, missing_id),
         ]
         for method, path, theirs, none in pairs:
             body = {"disabled": True} if method == "PATCH" else None
+            if method == "PATCH" and "/endusers/" in path:
+                body = {"enabled": False}
             r1 = client.req(method, path % theirs, body)
             r2 = client.req(method, path % none, body)
             assert (r1.status, r1.body) == (404, {"error": "not found"}), (method, path % theirs, r1.status, r1.body)
@@ -272,10 +283,18 @@ def test_tenant_isolation(env2, tmp_path):
                    client.get("/api/v1/tracking?tenant=beta&since=1h").body["results"])
         assert all(e["tenant"] == "acme" for e in client.get("/api/v1/audit?tenant=beta").body["entries"])
         assert all(t["tenant"] == "acme" for t in client.get("/api/v1/tokens?tenant=beta").body["tokens"])
+        assert all(u["tenant"] == "acme" for u in client.get("/api/v1/endusers?tenant=beta").body["endusers"])
+        assert client.get("/api/v1/end-user-console?tenant=beta").body["tenant"] == "acme"
+        assert "eve@beta.test" not in client.get("/api/v1/endusers/export?tenant=beta").body
+        # beta's address cannot be added or imported into acme either
+        assert client.post("/api/v1/endusers", {"email": "mallory@beta.test"}).status == 400
+        assert client.post("/api/v1/endusers/import", {"csv": "email\nmallory@beta.test\n"}).status == 400
     # and B's objects are untouched
     assert b.get("/api/v1/quarantine/" + bq).status == 200
     assert b.get("/api/v1/accounts/%d" % bacc).body["disabled"] is False
     assert any(t["id"] == btok for t in b.get("/api/v1/tokens").body["tokens"])
+    assert b.get("/api/v1/endusers/%d" % beu).body["enabled"] is True
+    assert op_sees(env2, "/api/v1/endusers/%d" % beu)
     # an operator reaches both
     op = session(env2, "op@moat.test")
     assert op.get("/api/v1/quarantine/" + bq).status == 200

@@ -109,6 +109,12 @@ static void test_csv_parse_good(void **state)
     assert_int_equal(n, 1);
     assert_null(rows[0].name);
     store_enduser_rows_free(rows, n);
+    /* a short row: the missing fields are absent */
+    assert_int_equal(parse("email,name,enabled\nx@acme.test\n", &rows, &n, &res), 0);
+    assert_int_equal(n, 1);
+    assert_null(rows[0].name);
+    assert_int_equal(rows[0].enabled, -1);
+    store_enduser_rows_free(rows, n);
     assert_int_equal(parse("email,name\n", &rows, &n, &res), 0);
     assert_int_equal(n, 0);
     store_enduser_rows_free(rows, n);
@@ -127,7 +133,8 @@ static void test_csv_parse_errors(void **state)
         {"email,phone\n", 1,
          "unknown column \"phone\" (the header row names the columns: email, and optionally name and enabled)"},
         {"email,email\n", 1, "column email appears twice"},
-        {"email,name\na@acme.test\n", 2, "1 fields, but the header row has 2"},
+        {"email,name\na@acme.test,x,y\n", 2, "3 fields, but the header row has 2"},
+        {"name,email\nBob\n", 2, "email: missing"},
         {"email\nnot-an-address\n", 2, "email \"not-an-address\": must be an e-mail address (local-part@domain)"},
         {"email,enabled\na@acme.test,maybe\n", 2, "enabled: must be true or false (or empty)"},
         {"email\na@acme.test\nb@acme.test\nA@ACME.test\n", 4, "a@acme.test appears twice (first on line 2)"},
