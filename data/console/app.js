@@ -24,6 +24,7 @@
     ['templates', 'nav.templates'],
     ['domains', 'nav.domains'],
     ['admins', 'nav.admins'],
+    ['endusers', 'nav.endusers'],
     ['audit', 'nav.audit'],
     ['account', 'nav.account'],
   ];

@@ -52,6 +52,7 @@ static const struct static_file files[] = {
     {"/console/dashboard.js", "dashboard.js", JS},
     {"/console/domains.js", "domains.js", JS},
     {"/console/admin.js", "admin.js", JS},
+    {"/console/endusers.js", "endusers.js", JS},
     {"/console/templates.js", "templates.js", JS},
     {"/console/wizard.js", "wizard.js", JS},
     {"/console/welcome.js", "welcome.js", JS},

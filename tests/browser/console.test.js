@@ -445,6 +445,67 @@ test('administrators: add a read-only one; the audit log shows the changes', asy
   await shot('15-audit');
 });
 
+test('end users: enable the console, add an account, import a CSV (errors by line), toggle, export, delete', async () => {
+  await go('#/endusers');
+  await page.waitForSelector('#euc-settings');
+  assert(await page.isVisible('#eu-off'), 'the console is off at first');
+  await page.check('#euc-enabled');
+  await page.click('#euc-save');
+  await page.waitForFunction(() => !document.querySelector('#eu-off') && document.querySelector('#euc-enabled').checked);
+  // one account: its password-set mail goes out
+  await page.fill('#eu-email', 'hanako@protected.test');
+  await page.fill('#eu-name', '佐藤 花子');
+  await page.click('#eu-add button[type=submit]');
+  await page.waitForSelector('#eu-table tr[data-email="hanako@protected.test"]');
+  const note = await page.textContent('#notice');
+  assert(/hanako@protected\.test/.test(note), note);
+  // an address outside the tenant's verified domains is refused with the API's reason
+  await page.fill('#eu-email', 'x@elsewhere.test');
+  await page.click('#eu-add button[type=submit]');
+  await page.waitForSelector('#eu-add .error:not([hidden])');
+  assert(/verified domain/.test(await page.textContent('#eu-add .error')), 'domain refused');
+  // a CSV with a bad row: nothing imported, the error shown with its line
+  const bad = 'email,name\nimport1@protected.test,One\nnot-an-address,Two\n';
+  await page.setInputFiles('#eu-file', { name: 'bad.csv', mimeType: 'text/csv', buffer: Buffer.from(bad) });
+  await page.click('#eu-import-submit');
+  await page.waitForSelector('#eu-import-table tbody tr');
+  const cells = await page.$$eval('#eu-import-table tbody td', (l) => l.map((x) => x.textContent));
+  assert(cells[0] === '3' && /not-an-address/.test(cells[1]), JSON.stringify(cells));
+  assert(!(await page.$('#eu-table tr[data-email="import1@protected.test"]')), 'nothing imported');
+  const good = 'email,name,enabled\nimport1@protected.test,"One, First",true\nimport2@protected.test,' + JSON.stringify(XSS).replace(/\\"/g, '""') + ',\n' +
+    'import3@protected.test,=1+2,false\n';
+  await page.setInputFiles('#eu-file', { name: 'users.csv', mimeType: 'text/csv', buffer: Buffer.from(good) });
+  await page.click('#eu-import-submit');
+  await page.waitForSelector('#eu-table tr[data-email="import3@protected.test"]');
+  const xssName = await page.textContent('#eu-table tr[data-email="import2@protected.test"] td:nth-child(2)');
+  assert(xssName === XSS, 'the hostile name is text: ' + xssName);
+  assert(/3/.test(await page.textContent('#notice')), await page.textContent('#notice'));
+  await noXss('end users');
+  await shot('18-endusers');
+  // toggle one off
+  const tg = '#eu-table tr[data-email="import1@protected.test"] button.toggle';
+  assert((await page.getAttribute(tg, 'aria-pressed')) === 'true', 'enabled');
+  await page.click(tg);
+  await page.waitForFunction((sel) => document.querySelector(sel) && document.querySelector(sel).getAttribute('aria-pressed') === 'false', tg);
+  // search
+  await page.fill('#eu-search', 'import');
+  await page.click('#eu-search-form button[type=submit]');
+  await page.waitForFunction(() => document.querySelectorAll('#eu-table tbody tr').length === 3);
+  // the export link: CSV, formula-safe
+  const csv = await page.evaluate(async () => (await fetch(document.querySelector('#eu-export').href)).text());
+  assert(/^email,name,enabled,password_set,created,last_login\r\n/.test(csv) && /import3@protected\.test,"'=1\+2",false/.test(csv) &&
+    /import1@protected\.test,"One, First",false/.test(csv), csv);
+  // delete with a confirmation
+  page.once('dialog', (d) => d.accept());
+  await page.click('#eu-table tr[data-email="import3@protected.test"] button.eu-delete');
+  await page.waitForFunction(() => !document.querySelector('#eu-table tr[data-email="import3@protected.test"]'));
+  // cancelling the confirmation keeps the account
+  page.once('dialog', (d) => d.dismiss());
+  await page.click('#eu-table tr[data-email="import2@protected.test"] button.eu-delete');
+  await page.waitForTimeout(300);
+  assert(await page.$('#eu-table tr[data-email="import2@protected.test"]'), 'kept after cancel');
+});
+
 test('language switch: English and back to Japanese', async () => {
   await go('#/tracking');
   await page.selectOption('#lang', 'en');
@@ -470,6 +531,10 @@ test('a read-only administrator sees everything and can change nothing', async (
   await go('#/quarantine');
   await page.waitForSelector('#q-count');
   assert(!(await page.$('#q-bulk-release')), 'no bulk release');
+  await go('#/endusers');
+  await page.waitForSelector('#eu-table tbody tr');
+  assert(!(await page.$('#euc-save')) && !(await page.$('#eu-add')) && !(await page.$('#eu-import')), 'no end-user changes');
+  assert(await page.isDisabled('#eu-table button.toggle'), 'end-user toggles disabled');
   const who = await page.textContent('#who');
   assert(/読み取り専用/.test(who), who);
 });
