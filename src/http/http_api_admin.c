@@ -22,18 +22,6 @@
 
 #include <sodium.h>
 
-/* path_id - the {id} of the route as a positive integer; false (404 sent) otherwise */
-static bool path_id(struct http_request *r, int64_t *id)
-{
-    uint64_t v;
-    if (http_parse_uint(r->args[0], INT64_MAX, &v) < 0 || v == 0) {
-        http_not_found(r);
-        return false;
-    }
-    *id = (int64_t)v;
-    return true;
-}
-
 /* body_tenant - the tenant a new account / token belongs to: a tenant
  * administrator's own (a different "tenant" is refused), an operator's
  * "tenant" or "" (operator); false after replying */
@@ -150,17 +138,9 @@ out:
 static bool scoped_account(struct http_request *r, struct store_account *a)
 {
     int64_t id;
-    if (!path_id(r, &id))
+    if (!http_path_id(r, &id))
         return false;
-    int rc = store_account_get(r->slot->st, r->who.company_id[0] ? r->who.company_id : NULL, id, a);
-    if (rc != 0) {
-        if (rc < 0)
-            http_error(r, 500, "internal error");
-        else
-            http_not_found(r);
-        return false;
-    }
-    return true;
+    return http_found(r, store_account_get(r->slot->st, r->who.company_id[0] ? r->who.company_id : NULL, id, a));
 }
 
 void http_api_account_get(struct http_request *r)
@@ -343,7 +323,7 @@ out:
 void http_api_token_delete(struct http_request *r)
 {
     int64_t id;
-    if (!path_id(r, &id))
+    if (!http_path_id(r, &id))
         return;
     int rc = store_token_delete(r->slot->st, r->who.company_id[0] ? r->who.company_id : NULL, id);
     if (rc != 0) {

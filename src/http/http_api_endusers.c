@@ -127,14 +127,8 @@ void http_api_euc_get(struct http_request *r)
     if (!tenant)
         return;
     json_t *j;
-    int rc = store_euc_get(r->slot->st, tenant, &j, NULL);
-    if (rc != 0) {
-        if (rc > 0)
-            http_not_found(r);
-        else
-            http_error(r, 500, "internal error");
+    if (!http_found(r, store_euc_get(r->slot->st, tenant, &j, NULL)))
         return;
-    }
     long n = store_enduser_count(r->slot->st, tenant);
     json_object_set_new(j, "tenant", json_string(tenant));
     json_object_set_new(j, "accounts", json_integer(n < 0 ? 0 : n));
@@ -162,13 +156,8 @@ void http_api_euc_put(struct http_request *r)
     }
     json_decref(b);
     actor_of(r, actor, sizeof actor);
-    int rc = store_euc_set(r->slot->st, tenant, canon, actor);
-    if (rc != 0) {
+    if (!http_found(r, store_euc_set(r->slot->st, tenant, canon, actor))) {
         json_decref(canon);
-        if (rc > 0)
-            http_not_found(r);
-        else
-            http_error(r, 500, "internal error");
         return;
     }
     json_object_set_new(canon, "tenant", json_string(tenant));
@@ -366,20 +355,8 @@ void http_api_endusers_export(struct http_request *r)
 /* one - {id} in the caller's scope into u; false after replying (404 for another tenant's) */
 static bool one(struct http_request *r, struct store_enduser *u)
 {
-    uint64_t id;
-    if (http_parse_uint(r->args[0], INT64_MAX, &id) < 0 || id == 0) {
-        http_not_found(r);
-        return false;
-    }
-    int rc = store_enduser_get(r->slot->st, eu_scope(r), (int64_t)id, u);
-    if (rc != 0) {
-        if (rc < 0)
-            http_error(r, 500, "internal error");
-        else
-            http_not_found(r);
-        return false;
-    }
-    return true;
+    int64_t id;
+    return http_path_id(r, &id) && http_found(r, store_enduser_get(r->slot->st, eu_scope(r), id, u));
 }
 
 void http_api_enduser_get(struct http_request *r)
@@ -404,22 +381,14 @@ void http_api_enduser_patch(struct http_request *r)
     if (http_json_only(r, b, keys) < 0 || (enabled = body_bool(r, b, "enabled", u.enabled)) < 0 ||
         (named = body_name(r, b, u.name)) < 0)
         goto out;
-    int rc = store_enduser_update(r->slot->st, u.company_id, u.id, enabled == 1, u.name);
-    if (rc != 0) {
-        if (rc > 0)
-            http_not_found(r);
-        else
-            http_error(r, 500, "internal error");
+    if (!http_found(r, store_enduser_update(r->slot->st, u.company_id, u.id, enabled == 1, u.name)))
         goto out;
-    }
     if ((enabled == 1) != u.enabled)
         http_audit(r, enabled ? "enduser.enable" : "enduser.disable", u.company_id, "%s", u.email);
     if (named && strcmp(old_name, u.name) != 0)
         http_audit(r, "enduser.update", u.company_id, "%s: name", u.email);
-    if (store_enduser_get(r->slot->st, u.company_id, u.id, &u) == 0)
+    if (http_found(r, store_enduser_get(r->slot->st, u.company_id, u.id, &u)))
         http_reply_json(r, 200, eu_json(&u));
-    else
-        http_error(r, 500, "internal error");
 out:
     json_decref(b);
 }
@@ -429,14 +398,8 @@ void http_api_enduser_delete(struct http_request *r)
     struct store_enduser u;
     if (!one(r, &u))
         return;
-    int rc = store_enduser_delete(r->slot->st, u.company_id, u.id);
-    if (rc != 0) {
-        if (rc > 0)
-            http_not_found(r);
-        else
-            http_error(r, 500, "internal error");
+    if (!http_found(r, store_enduser_delete(r->slot->st, u.company_id, u.id)))
         return;
-    }
     http_audit(r, "enduser.delete", u.company_id, "%s", u.email);
     http_reply_json(r, 200, json_pack("{s:I,s:s}", "deleted", (json_int_t)u.id, "email", u.email));
 }
@@ -453,10 +416,8 @@ void http_api_enduser_mail(struct http_request *r)
         return;
     }
     http_audit(r, "enduser.password_mail", u.company_id, "%s", u.email);
-    if (store_enduser_get(r->slot->st, u.company_id, u.id, &u) != 0) {
-        http_error(r, 500, "internal error");
+    if (!http_found(r, store_enduser_get(r->slot->st, u.company_id, u.id, &u)))
         return;
-    }
     json_t *o = eu_json(&u);
     json_object_set_new(o, "password_mail", json_string("queued"));
     http_reply_json(r, 200, o);

@@ -169,6 +169,11 @@ const char *http_scope(struct http_request *r, bool *bad);
 /* http_audit - one audit_log row by the request's principal */
 void http_audit(struct http_request *r, const char *action, const char *company_id, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
+/* http_path_id - the route's {id} as a positive integer; false after replying 404 */
+bool http_path_id(struct http_request *r, int64_t *id);
+/* http_found - true when a store lookup answered 0; else false after
+ * replying 404 (1: not found, also another tenant's) or 500 (-1) */
+bool http_found(struct http_request *r, int rc);
 /* http_iso - ISO 8601 UTC of t, as a json string (NULL for t <= 0) */
 json_t *http_iso(double t);
 

@@ -205,6 +205,28 @@ void http_error(struct http_request *r, unsigned status, const char *fmt, ...)
     http_reply_json(r, status, o);
 }
 
+bool http_path_id(struct http_request *r, int64_t *id)
+{
+    uint64_t v;
+    if (http_parse_uint(r->args[0], INT64_MAX, &v) < 0 || v == 0) {
+        http_not_found(r);
+        return false;
+    }
+    *id = (int64_t)v;
+    return true;
+}
+
+bool http_found(struct http_request *r, int rc)
+{
+    if (rc == 0)
+        return true;
+    if (rc < 0)
+        http_error(r, 500, "internal error");
+    else
+        http_not_found(r);
+    return false;
+}
+
 json_t *http_iso(double t)
 {
     if (t <= 0)

@@ -43,10 +43,12 @@ static const char SQL_EU_LIST[] = "SELECT " EU_COLS " FROM end_users WHERE compa
 static const char SQL_EU_LIST_COUNT[] = "SELECT COUNT(*) FROM end_users WHERE company_id = ?1 AND (?2 IS NULL OR "
                                         "email LIKE ?2 ESCAPE '\\' OR name LIKE ?2 ESCAPE '\\')";
 static const char SQL_EU_COUNT[] = "SELECT COUNT(*) FROM end_users WHERE company_id = ?";
-static const char SQL_EU_UPDATE[] = "UPDATE end_users SET enabled = ?, name = ? WHERE id = ?";
-static const char SQL_EU_DELETE[] = "DELETE FROM end_users WHERE id = ?";
-static const char SQL_EU_CODE_SET[] =
-    "UPDATE end_users SET code_hash = ?, code_expires = ?, code_tries = 0, code_sent = ? WHERE id = ?";
+/* the writes by id take the scope last: NULL (unbound) = any tenant */
+static const char SQL_EU_UPDATE[] =
+    "UPDATE end_users SET enabled = ?1, name = ?2 WHERE id = ?3 AND (?4 IS NULL OR company_id = ?4)";
+static const char SQL_EU_DELETE[] = "DELETE FROM end_users WHERE id = ?1 AND (?2 IS NULL OR company_id = ?2)";
+static const char SQL_EU_CODE_SET[] = "UPDATE end_users SET code_hash = ?1, code_expires = ?2, code_tries = 0, "
+                                      "code_sent = ?3 WHERE id = ?4 AND (?5 IS NULL OR company_id = ?5)";
 static const char SQL_EU_CODE_GET[] = "SELECT id, enabled, code_hash, COALESCE(code_expires, 0), code_tries "
                                       "FROM end_users WHERE company_id = ? AND email = ?";
 static const char SQL_EU_CODE_TRY[] = "UPDATE end_users SET code_tries = code_tries + 1 WHERE id = ?";
@@ -360,55 +362,34 @@ done:
     return n;
 }
 
-/* scoped_id - the row id in scope exists: 0, 1 not, -1 */
-static int scoped_id(struct store *st, const char *scope, int64_t id)
+/* scoped_done - step a write by id in scope: 0 done, 1 no such row (in scope), -1 */
+static int scoped_done(struct store *st, sqlite3_stmt *s)
 {
-    struct store_enduser u;
-    return store_enduser_get(st, scope, id, &u);
+    if (store_step_done(st, s) < 0)
+        return -1;
+    return sqlite3_changes(st->db) > 0 ? 0 : 1;
 }
 
 int store_enduser_update(struct store *st, const char *scope, int64_t id, bool enabled, const char *name)
 {
-    if (store_begin(st) < 0)
+    sqlite3_stmt *s = store_stmt(st, SQL_EU_UPDATE);
+    if (!s)
         return -1;
-    int rc = scoped_id(st, scope, id);
-    sqlite3_stmt *s;
-    if (rc != 0) {
-        store_rollback(st);
-        return rc;
-    }
-    if (!(s = store_stmt(st, SQL_EU_UPDATE)))
-        goto fail;
     sqlite3_bind_int(s, 1, enabled);
     store_bind_text(s, 2, name ? name : "");
     sqlite3_bind_int64(s, 3, id);
-    if (store_step_done(st, s) < 0 || store_commit(st) < 0)
-        goto fail;
-    return 0;
-fail:
-    store_rollback(st);
-    return -1;
+    store_bind_text(s, 4, scope);
+    return scoped_done(st, s);
 }
 
 int store_enduser_delete(struct store *st, const char *scope, int64_t id)
 {
-    if (store_begin(st) < 0)
+    sqlite3_stmt *s = store_stmt(st, SQL_EU_DELETE);
+    if (!s)
         return -1;
-    int rc = scoped_id(st, scope, id);
-    sqlite3_stmt *s;
-    if (rc != 0) {
-        store_rollback(st);
-        return rc;
-    }
-    if (!(s = store_stmt(st, SQL_EU_DELETE)))
-        goto fail;
     sqlite3_bind_int64(s, 1, id);
-    if (store_step_done(st, s) < 0 || store_commit(st) < 0)
-        goto fail;
-    return 0;
-fail:
-    store_rollback(st);
-    return -1;
+    store_bind_text(s, 2, scope);
+    return scoped_done(st, s);
 }
 
 int store_enduser_login_ok(struct store *st, int64_t id, double now)
@@ -461,26 +442,15 @@ int store_enduser_code_new(struct store *st, const char *scope, int64_t id, doub
     char hash[STORE_HASH_HEX + 1];
     if (!code_hash(code, hash))
         fatal("store: a fresh password-set code does not check");
-    if (store_begin(st) < 0)
+    sqlite3_stmt *s = store_stmt(st, SQL_EU_CODE_SET);
+    if (!s)
         return -1;
-    int rc = scoped_id(st, scope, id);
-    sqlite3_stmt *s;
-    if (rc != 0) {
-        store_rollback(st);
-        return rc;
-    }
-    if (!(s = store_stmt(st, SQL_EU_CODE_SET)))
-        goto fail;
     store_bind_text(s, 1, hash);
     sqlite3_bind_double(s, 2, now + STORE_EUSER_CODE_TTL);
     sqlite3_bind_double(s, 3, now);
     sqlite3_bind_int64(s, 4, id);
-    if (store_step_done(st, s) < 0 || store_commit(st) < 0)
-        goto fail;
-    return 0;
-fail:
-    store_rollback(st);
-    return -1;
+    store_bind_text(s, 5, scope);
+    return scoped_done(st, s);
 }
 
 /* code_step - one statement binding an id (and maybe a text first); 0 or -1 */
