@@ -1,6 +1,6 @@
 /*
  * store_enduser.c - End User Console accounts of a tenant and the tenant's
- * End User Console settings (migration 9; PRODUCT.md §7).
+ * End User Console settings (migration 10; PRODUCT.md §7).
  *
  *   store_enduser_password_weak / _address / _name   the rules (pure)
  *   store_enduser_add/get/find/list/count/update/delete   accounts
