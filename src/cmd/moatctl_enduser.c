@@ -21,6 +21,7 @@
 #include <getopt.h>
 #include <jansson.h>
 
+#include "http/http.h"
 #include "notify/notify.h"
 #include "queue/queue.h"
 #include "store/store.h"
@@ -108,8 +109,9 @@ static int inject_ctl(const char *data, size_t len, struct queue_envelope *env, 
 /* mail - the password-set mail of u, reported on stdout/stderr; true when queued */
 static bool mail(struct moatctl *ctx, struct store *st, const struct store_enduser *u)
 {
-    char why[300];
-    int rc = notify_enduser_send(st, &ctx->cfg, u, inject_ctl, ctx->cfg.data_dir, why, sizeof why);
+    char why[300], base[600];
+    onboard_console_url(&ctx->cfg, base, sizeof base);
+    int rc = notify_enduser_send(st, &ctx->cfg, base, u, inject_ctl, ctx->cfg.data_dir, why, sizeof why);
     if (rc == 0) {
         store_audit_add(st, "moatctl", "enduser.password_mail", u->company_id, u->email);
         if (!ctx->json)

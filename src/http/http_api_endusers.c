@@ -85,8 +85,10 @@ static int inject_mgr(const char *data, size_t len, struct queue_envelope *env, 
 /* send_mail - u's password-set mail (notify_enduser_send): 0 queued, 1 not by the rules, -1 failed */
 static int send_mail(struct http_request *r, const struct store_enduser *u, char *why, size_t whysz)
 {
-    return notify_enduser_send(r->slot->st, r->srv->d.cfg, u, r->srv->d.queue ? inject_mgr : NULL, r->srv->d.queue,
-                               why, whysz);
+    char base[600];
+    onboard_console_url(r->srv->d.cfg, base, sizeof base);
+    return notify_enduser_send(r->slot->st, r->srv->d.cfg, base, u, r->srv->d.queue ? inject_mgr : NULL,
+                               r->srv->d.queue, why, whysz);
 }
 
 /* body_name - o["name"] (absent: 0, *name untouched) checked as a display

@@ -72,7 +72,7 @@ enum notify_var {
     NOTIFY_VAR_EMAIL,        /* the address the mail is about */
     NOTIFY_VAR_USER_NAME,    /* end-user mails: the account's display name (or its address) */
     NOTIFY_VAR_CODE,         /* the password-set code */
-    NOTIFY_VAR_EUC_URL,      /* the End User Console: https://<hostname>/euc/ */
+    NOTIFY_VAR_EUC_URL,      /* the End User Console: <console_url>/euc/ */
     NOTIFY_NVARS
 };
 #define NOTIFY_VALUE_MAX 4096          /* one variable's value, bytes (cut at a character) */
@@ -198,7 +198,9 @@ struct notify_enduser_info {
     const char *to, *name;    /* the account's address and display name (may be "") */
     const char *code;         /* the password-set code */
     double expires;           /* when it stops working */
-    const char *hostname;     /* service hostname (From, Message-ID, the console's address) */
+    const char *hostname;     /* service hostname (From, Message-ID) */
+    const char *console_url;  /* the console's address (onboard_console_url); the End User
+                               * Console is its /euc/; NULL: https://<hostname> */
 };
 /* notify_enduser_prepare - the "set your password" mail of a new End User
  * Console account (data/templates/enduser-password.{ja,en}.txt) with the
@@ -213,10 +215,11 @@ struct store_enduser;
 /* notify_enduser_send - the account's password-set mail: when the tenant's
  * End User Console is on with local accounts and the account is enabled, a
  * fresh code (store_enduser_code_new, 30 minutes) mailed through inject
- * (NULL: none available). 0 queued; 1 not sent by the rules, -1 failed:
+ * (NULL: none available); console_url as in notify_enduser_info. 0 queued;
+ * 1 not sent by the rules, -1 failed:
  * the reason in why. */
-int notify_enduser_send(struct store *st, const struct moat_config *cfg, const struct store_enduser *u,
-                        notify_inject_fn inject, void *arg, char *why, size_t whysz);
+int notify_enduser_send(struct store *st, const struct moat_config *cfg, const char *console_url,
+                        const struct store_enduser *u, notify_inject_fn inject, void *arg, char *why, size_t whysz);
 
 /* notify_is_generated - the header block of msg marks it as automatic
  * (X-Moat-Notification, or Auto-Submitted other than "no", RFC 3834): the

@@ -26,7 +26,10 @@ int notify_enduser_prepare(const struct notify_enduser_info *info, struct buf *o
     char date[64], expires[64], url[400];
     notify_utc_date(core_now(), date, sizeof date);
     notify_utc_date(info->expires, expires, sizeof expires);
-    snprintf(url, sizeof url, "https://%s/euc/", info->hostname ? info->hostname : "localhost");
+    if (info->console_url && info->console_url[0])
+        snprintf(url, sizeof url, "%s/euc/", info->console_url);
+    else
+        snprintf(url, sizeof url, "https://%s/euc/", info->hostname ? info->hostname : "localhost");
     struct notify_vars vars;
     memset(&vars, 0, sizeof vars);
     vars.v[NOTIFY_VAR_COMPANY_ID] = info->company_id;
@@ -40,8 +43,8 @@ int notify_enduser_prepare(const struct notify_enduser_info *info, struct buf *o
     return notify_bilingual_prepare("enduser-password", &vars, info->to, info->hostname, out, env, err, errsz);
 }
 
-int notify_enduser_send(struct store *st, const struct moat_config *cfg, const struct store_enduser *u,
-                        notify_inject_fn inject, void *arg, char *why, size_t whysz)
+int notify_enduser_send(struct store *st, const struct moat_config *cfg, const char *console_url,
+                        const struct store_enduser *u, notify_inject_fn inject, void *arg, char *why, size_t whysz)
 {
     json_t *j;
     struct store_euc e;
@@ -76,7 +79,8 @@ int notify_enduser_send(struct store *st, const struct moat_config *cfg, const s
                                        .name = u->name,
                                        .code = code,
                                        .expires = now + STORE_EUSER_CODE_TTL,
-                                       .hostname = cfg->hostname};
+                                       .hostname = cfg->hostname,
+                                       .console_url = console_url};
     struct buf out;
     struct queue_envelope env;
     buf_init(&out, 1 << 20);

@@ -154,6 +154,7 @@ def test_add_and_password_mail(env):
     code = wait_code(env, "taro@protected.test")
     text = mail_text(mails_to(env, "taro@protected.test")[0])
     assert "山田 太郎" in text and "パスワード" in text and "Set your End User Console password" in text
+    assert ":%d/euc/" % env.moat.http_port in text      # console_url (here: from hostname and http_listen) + /euc/
     assert code not in str(a.get("/api/v1/endusers/%d" % taro["id"]).body)     # never in the API
     assert code not in env.moat.log_text()                                    # nor in the log
     # send again: a new code

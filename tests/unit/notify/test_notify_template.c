@@ -345,12 +345,14 @@ static void test_enduser_mail(void **state)
     assert_int_equal(a->nto, 1);
     analysis_free(a);
     queue_envelope_free(&env);
-    /* no name: the address stands for it */
+    /* no name: the address stands for it; the console's address when configured */
     info.name = "";
+    info.console_url = "https://moat.example.com:8443";
     buf_reset(&out);
     assert_int_equal(notify_enduser_prepare(&info, &out, &env, err, sizeof err), 0);
     a = mime_analyse(out.ptr, out.len, NULL);
     assert_non_null(strstr(a->text, "taro@acme.test 様"));
+    assert_non_null(strstr(a->text, "https://moat.example.com:8443/euc/"));
     analysis_free(a);
     queue_envelope_free(&env);
     buf_free(&out);
