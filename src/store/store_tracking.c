@@ -92,11 +92,12 @@ static void trec_free(struct trec *r)
 /* ---------------------------------------------------------------- writer SQL */
 static const char SQL_TM_UPSERT[] =
     "INSERT INTO track_messages(qid, time, direction, client_ip, helo, tls, sender, size, message_id,"
-    " subject, header_from, action, reason) VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    " subject, header_from, action, reason, threats) VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
     " ON CONFLICT(qid) DO UPDATE SET time = MIN(time, excluded.time), direction = excluded.direction,"
     " client_ip = excluded.client_ip, helo = excluded.helo, tls = excluded.tls, sender = excluded.sender,"
     " size = excluded.size, message_id = excluded.message_id, subject = excluded.subject,"
-    " header_from = excluded.header_from, action = excluded.action, reason = excluded.reason RETURNING id";
+    " header_from = excluded.header_from, action = excluded.action, reason = excluded.reason,"
+    " threats = COALESCE(excluded.threats, threats) RETURNING id";
 static const char SQL_TM_STUB[] =
     "INSERT INTO track_messages(qid, time) VALUES(?, ?)"
     " ON CONFLICT(qid) DO UPDATE SET time = MIN(time, excluded.time) RETURNING id";
@@ -206,11 +207,43 @@ static char *utf8_clean(const char *s)
     return o;
 }
 
+/* threat_categories - the distinct "category" values of a detections JSON
+ * array, comma-separated (the row's threats column), or NULL for none */
+static char *threat_categories(const json_t *dets)
+{
+    struct buf b;
+    buf_init(&b, 1024);
+    size_t i;
+    json_t *x;
+    json_array_foreach(dets, i, x) {
+        const char *c = json_string_value(json_object_get(x, "category"));
+        if (!c || !c[0] || strchr(c, ','))
+            continue;
+        bool seen = false; /* distinct: a handful of categories, a linear look */
+        for (const char *p = b.ptr; p && *p && !seen;) {
+            const char *e = strchr(p, ',');
+            size_t n = e ? (size_t)(e - p) : strlen(p);
+            seen = n == strlen(c) && strncmp(p, c, n) == 0;
+            p = e ? e + 1 : p + n;
+        }
+        if (!seen && (b.len ? buf_append_str(&b, ",") : 0) == 0)
+            buf_append_str(&b, c);
+    }
+    if (!b.len) {
+        buf_free(&b);
+        return NULL;
+    }
+    buf_cstr(&b); /* NUL-terminates; the buffer becomes the caller's string */
+    return b.ptr;
+}
+
 static int write_message(struct store *st, const struct trec *r)
 {
     sqlite3_stmt *s = store_stmt(st, SQL_TM_UPSERT);
     if (!s)
         return -1;
+    json_t *dets = r->detections ? json_loads(r->detections, 0, NULL) : NULL;
+    char *threats = json_is_array(dets) ? threat_categories(dets) : NULL;
     store_bind_text(s, 1, r->qid);
     sqlite3_bind_double(s, 2, r->time);
     store_bind_text(s, 3, r->direction);
@@ -224,13 +257,18 @@ static int write_message(struct store *st, const struct trec *r)
     store_bind_text(s, 11, r->header_from);
     store_bind_text(s, 12, r->action);
     store_bind_text(s, 13, r->reason);
+    store_bind_text(s, 14, threats);
     int64_t mid = id_query(st, s);
-    if (mid < 0)
+    free(threats);
+    if (mid < 0) {
+        json_decref(dets);
         return -1;
+    }
     for (size_t i = 0; i < r->nrcpts; i++) {
         char *owner = r->companies[i] ? NULL : domain_owner(st, r->rcpts[i]);
         if (!(s = store_stmt(st, SQL_TR_ADD))) {
             free(owner);
+            json_decref(dets);
             return -1;
         }
         sqlite3_bind_int64(s, 1, mid);
@@ -239,8 +277,10 @@ static int write_message(struct store *st, const struct trec *r)
         sqlite3_bind_double(s, 4, r->time);
         int rc = store_step_done(st, s);
         free(owner);
-        if (rc < 0)
+        if (rc < 0) {
+            json_decref(dets);
             return -1;
+        }
     }
     json_t *d = json_object();
     json_put(d, "direction", r->direction);
@@ -254,7 +294,6 @@ static int write_message(struct store *st, const struct trec *r)
     json_put(d, "header_from", r->header_from);
     json_put(d, "reason", r->reason);
     json_put(d, "scan", r->scan);
-    json_t *dets = r->detections ? json_loads(r->detections, 0, NULL) : NULL;
     if (json_is_array(dets))
         json_object_set_new(d, "detections", dets);
     else

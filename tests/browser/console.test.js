@@ -451,7 +451,8 @@ test('end users: enable the console, add an account, import a CSV (errors by lin
   assert(await page.isVisible('#eu-off'), 'the console is off at first');
   await page.check('#euc-enabled');
   await page.click('#euc-save');
-  await page.waitForFunction(() => !document.querySelector('#eu-off') && document.querySelector('#euc-enabled').checked);
+  // (the page re-renders: between clearing and drawing neither element exists)
+  await page.waitForFunction(() => { const b = document.querySelector('#euc-enabled'); return b && b.checked && !document.querySelector('#eu-off'); });
   // one account: its password-set mail goes out
   await page.fill('#eu-email', 'hanako@protected.test');
   await page.fill('#eu-name', '佐藤 花子');

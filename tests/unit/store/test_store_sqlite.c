@@ -10,8 +10,8 @@ static void test_fresh_db_migrations(void **state)
 {
     struct tenv *e = *state;
     /* every migration applied once, in order */
-    assert_int_equal(db_count(e, "SELECT COUNT(*) FROM schema_migrations"), 10);
-    assert_int_equal(db_count(e, "SELECT MAX(version) FROM schema_migrations"), 10);
+    assert_int_equal(db_count(e, "SELECT COUNT(*) FROM schema_migrations"), 11);
+    assert_int_equal(db_count(e, "SELECT MAX(version) FROM schema_migrations"), 11);
     static const char *const tables[] = {"meta",
                                          "tenants",
                                          "domains",
@@ -66,13 +66,48 @@ static void test_reopen_is_noop(void **state)
     import_ok(e->st, TEST_DOC, false);
     store_close(e->st);
     assert_int_equal(store_open(&e->cfg, &e->st, err, sizeof err), 0);
-    assert_int_equal(db_count(e, "SELECT COUNT(*) FROM schema_migrations"), 10);
+    assert_int_equal(db_count(e, "SELECT COUNT(*) FROM schema_migrations"), 11);
     assert_int_equal(store_config_version(e->st), 1);
     /* two connections at once */
     struct store *st2;
     assert_int_equal(store_open(&e->cfg, &st2, err, sizeof err), 0);
     assert_int_equal(store_config_version(st2), 1);
     store_close(st2);
+}
+
+/* test_threats_backfill - migration 11 fills track_messages.threats from
+ * the events of the messages tracked before it (a store upgraded with
+ * tracking in it keeps its dashboard statistics) */
+static void test_threats_backfill(void **state)
+{
+    struct tenv *e = *state;
+    char err[256], path[256];
+    sqlite3 *db;
+    store_close(e->st);
+    e->st = NULL;
+    snprintf(path, sizeof path, "%s/var/moat.db", e->dir);
+    assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+    /* back to schema 10 with three tracked messages */
+    const char *sql =
+        "DROP INDEX track_messages_stats;"
+        "DROP INDEX track_recipients_stats;"
+        "ALTER TABLE track_messages DROP COLUMN threats;"
+        "DELETE FROM schema_migrations WHERE version = 11;"
+        "INSERT INTO track_messages(id, qid, time) VALUES(1, 'A', 1), (2, 'B', 2), (3, 'C', 3);"
+        "INSERT INTO track_events(message, time, rcpt, event, detail) VALUES"
+        " (1, 1, NULL, 'accepted', '{\"detections\":[{\"category\":\"virus\"},{\"category\":\"spam\"},"
+        "{\"category\":\"virus\"}]}'),"
+        " (2, 2, NULL, 'accepted', '{\"detections\":[]}'),"
+        " (2, 2, 'x@y.test', 'delivered', '{\"detections\":[{\"category\":\"spam\"}]}'),"
+        " (3, 3, NULL, 'accepted', 'not json \"detections\":[{');";
+    assert_int_equal(sqlite3_exec(db, sql, NULL, NULL, NULL), SQLITE_OK);
+    sqlite3_close(db);
+    assert_int_equal(store_open(&e->cfg, &e->st, err, sizeof err), 0);
+    assert_int_equal(db_count(e, "SELECT MAX(version) FROM schema_migrations"), 11);
+    assert_int_equal(db_count(e, "SELECT COUNT(*) FROM track_messages WHERE id = 1 AND "
+                                 "(threats = 'virus,spam' OR threats = 'spam,virus')"), 1);
+    /* no detections, a recipient-level event only, broken JSON: none */
+    assert_int_equal(db_count(e, "SELECT COUNT(*) FROM track_messages WHERE id > 1 AND threats IS NOT NULL"), 0);
 }
 
 static void test_newer_schema_refused(void **state)
@@ -184,6 +219,7 @@ int main(int argc, char **argv)
         cmocka_unit_test_setup_teardown(test_fresh_db_migrations, tenv_setup, tenv_teardown),
         cmocka_unit_test_setup_teardown(test_reopen_is_noop, tenv_setup, tenv_teardown),
         cmocka_unit_test_setup_teardown(test_newer_schema_refused, tenv_setup, tenv_teardown),
+        cmocka_unit_test_setup_teardown(test_threats_backfill, tenv_setup, tenv_teardown),
         cmocka_unit_test_setup_teardown(test_backend_choice, tenv_setup, tenv_teardown),
         cmocka_unit_test_setup_teardown(test_second_open_keeps_wal, tenv_setup, tenv_teardown),
     };
