@@ -4,8 +4,10 @@
  *
  *   GET  /api/v1/domains                 every domain of the tenant with its status and
  *                                        the TXT / MX records that prove ownership
- *   POST /api/v1/domains                 {"name", "server"?, "tenant"?} add one (needs
- *                                        configuration until verified)
+ *   POST /api/v1/domains                 {"name", "server"? | "inbound_servers"?, "outbound"?,
+ *                                        "tenant"?} add one (needs configuration until
+ *                                        verified); servers and outbound protection as
+ *                                        in the tenant document, validated by the store
  *   POST /api/v1/domains/{name}/verify   check the DNS now: dns_check_verify_now, exactly
  *                                        `moatctl domain verify`
  *
@@ -122,12 +124,25 @@ void http_api_domains_add(struct http_request *r)
     json_t *b = http_body_object(r);
     if (!b)
         return;
-    static const char *const keys[] = {"name", "server", "tenant", NULL};
+    static const char *const keys[] = {"name", "server", "inbound_servers", "outbound", "tenant", NULL};
     const char *name = NULL, *server = NULL, *tenant = NULL;
     char company[STORE_COMPANY_MAX + 1];
     if (http_json_only(r, b, keys) < 0 || http_json_str(r, b, "name", 253, &name) < 0 ||
         http_json_str(r, b, "server", 300, &server) < 0 || http_json_str(r, b, "tenant", STORE_COMPANY_MAX, &tenant) < 0)
         goto out;
+    json_t *servers = json_object_get(b, "inbound_servers"), *outbound = json_object_get(b, "outbound");
+    if (servers && server) {
+        http_error(r, 400, "server or inbound_servers, not both");
+        goto out;
+    }
+    if (servers && (!json_is_array(servers) || json_array_size(servers) == 0)) {
+        http_error(r, 400, "inbound_servers: a list of at least one {\"host\", \"port\", \"preference\"}");
+        goto out;
+    }
+    if (outbound && !json_is_object(outbound)) {
+        http_error(r, 400, "outbound: an object {\"enabled\", \"sending_servers\"}");
+        goto out;
+    }
     if (r->who.company_id[0]) {
         if (tenant && strcasecmp(tenant, r->who.company_id) != 0) {
             http_error(r, 403, "tenant: you can only act on your own tenant");
@@ -145,7 +160,7 @@ void http_api_domains_add(struct http_request *r)
         goto out;
     }
     char err[512] = "";
-    int rc = store_domain_add(r->slot->st, company, name, server, err, sizeof err);
+    int rc = store_domain_add_settings(r->slot->st, company, name, server, b, err, sizeof err);
     if (rc != 0) {
         if (rc < 0)
             http_error(r, 500, "internal error");

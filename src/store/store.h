@@ -70,6 +70,13 @@ int store_tenant_create(struct store *st, const char *company_id, const char *na
  * another tenant); -1 database error. */
 int store_domain_add(struct store *st, const char *company_id, const char *domain, const char *server,
                      char *err, size_t errsz);
+struct json_t;
+/* store_domain_add_settings - store_domain_add with settings (NULL: none):
+ * an object whose "inbound_servers" (replacing server) and "outbound" are
+ * the tenant document's (docs/store.md), validated the same way; a bad one
+ * is a user error naming the field ("inbound_servers[1].port: …") */
+int store_domain_add_settings(struct store *st, const char *company_id, const char *domain, const char *server,
+                              const struct json_t *settings, char *err, size_t errsz);
 
 /* One tenant's claim on a domain name, with its verification state. */
 struct store_domain_claim {
@@ -434,6 +441,9 @@ int store_onboard_token_new(struct store *st, int64_t account_id, const char *pu
  * used now), 1 unknown, used or expired, -1 */
 int store_onboard_token_use(struct store *st, const char *purpose, const char *hash, double now, int64_t *account_id,
                             char *email, size_t emailsz);
+/* store_onboard_token_last - when the account's latest token of purpose was
+ * issued (0: never; tokens expired a month ago are forgotten); 0 or -1 */
+int store_onboard_token_last(struct store *st, int64_t account_id, const char *purpose, double *created);
 /* store_tenant_name - the tenant's company name (its company ID when it has
  * none): 0, 1 no such tenant, -1 */
 int store_tenant_name(struct store *st, const char *company_id, char *name, size_t namesz);
@@ -441,14 +451,18 @@ int store_tenant_name(struct store *st, const char *company_id, char *name, size
 struct store_profile {
     char last_name[STORE_NAME_MAX * 4 + 1], first_name[STORE_NAME_MAX * 4 + 1]; /* UTF-8 */
     double email_confirmed, wizard_done; /* 0 = not yet */
+    int wizard_step;                     /* the wizard's current step, 0..STORE_WIZARD_STEPS - 1 */
     bool exists;                         /* the account has a profile: it came in through onboarding */
 };
+/* the provisioning wizard's steps: profile, company ID, domain, done */
+#define STORE_WIZARD_STEPS 4
 /* store_profile_get - the account's profile (all empty when it has none); 0 or -1 */
 int store_profile_get(struct store *st, int64_t account_id, struct store_profile *p);
-/* store_profile_set - names (both non-NULL to set) and wizard_done (1 done
- * now, 0 not done, -1 unchanged); 0 or -1 */
+/* store_profile_set - names (both non-NULL to set), wizard_done (1 done
+ * now, 0 not done, -1 unchanged) and wizard_step (0..STORE_WIZARD_STEPS - 1,
+ * -1 unchanged); 0 or -1 */
 int store_profile_set(struct store *st, int64_t account_id, const char *last_name, const char *first_name,
-                      int wizard_done, double now);
+                      int wizard_done, int wizard_step, double now);
 /* store_profile_confirm - email is confirmed: it becomes the account's
  * address; 0, 1 another account has that address, -1 */
 int store_profile_confirm(struct store *st, int64_t account_id, const char *email, double now);

@@ -6,7 +6,9 @@
  *                             (the first password: the login mail) or "email"
  *                             (the wizard's e-mail confirmation link)
  *   store_onboard_token_use   redeem one: single use, before it expires
- *   store_profile_get/set     last and first name, e-mail confirmed, wizard done
+ *   store_onboard_token_last  when the latest one was issued (mail throttle)
+ *   store_profile_get/set     last and first name, e-mail confirmed, the
+ *                             wizard's step (migration 11) and whether it is done
  *   store_profile_confirm     mark the e-mail confirmed (and change the
  *                             account's address to the confirmed one)
  *
@@ -23,12 +25,15 @@ static const char SQL_TOK_ADD[] = "INSERT INTO account_tokens(token_hash, accoun
                                   "VALUES(?, ?, ?, ?, ?, ?)";
 static const char SQL_TOK_USE[] = "UPDATE account_tokens SET used = ? WHERE token_hash = ? AND purpose = ? AND "
                                   "used IS NULL AND expires >= ? RETURNING account_id, email";
+static const char SQL_TOK_LAST[] = "SELECT COALESCE(MAX(created), 0) FROM account_tokens WHERE account_id = ? AND "
+                                   "purpose = ?";
 static const char SQL_PROF_GET[] =
-    "SELECT last_name, first_name, COALESCE(email_confirmed, 0), COALESCE(wizard_done, 0) "
+    "SELECT last_name, first_name, COALESCE(email_confirmed, 0), COALESCE(wizard_done, 0), wizard_step "
     "FROM account_profile WHERE account_id = ?";
 static const char SQL_PROF_ENSURE[] = "INSERT OR IGNORE INTO account_profile(account_id) VALUES(?)";
 static const char SQL_PROF_NAMES[] = "UPDATE account_profile SET last_name = ?, first_name = ? WHERE account_id = ?";
 static const char SQL_PROF_WIZARD[] = "UPDATE account_profile SET wizard_done = ? WHERE account_id = ?";
+static const char SQL_PROF_STEP[] = "UPDATE account_profile SET wizard_step = ? WHERE account_id = ?";
 static const char SQL_PROF_CONFIRMED[] = "UPDATE account_profile SET email_confirmed = ? WHERE account_id = ?";
 static const char SQL_ACC_EMAIL_OTHER[] = "SELECT 1 FROM accounts WHERE email = ? AND id <> ?";
 static const char SQL_ACC_SET_EMAIL[] = "UPDATE accounts SET email = lower(?) WHERE id = ?";
@@ -107,6 +112,27 @@ int store_onboard_token_use(struct store *st, const char *purpose, const char *h
     return out;
 }
 
+int store_onboard_token_last(struct store *st, int64_t account_id, const char *purpose, double *created)
+{
+    *created = 0;
+    sqlite3_stmt *s = store_stmt(st, SQL_TOK_LAST);
+    if (!s)
+        return -1;
+    sqlite3_bind_int64(s, 1, account_id);
+    store_bind_text(s, 2, purpose);
+    int rc = sqlite3_step(s);
+    if (rc == SQLITE_ROW) {
+        *created = sqlite3_column_double(s, 0);
+        rc = sqlite3_step(s);
+    }
+    sqlite3_reset(s);
+    if (rc != SQLITE_DONE) {
+        store_log_error(st, "account token");
+        return -1;
+    }
+    return 0;
+}
+
 int store_profile_get(struct store *st, int64_t account_id, struct store_profile *p)
 {
     memset(p, 0, sizeof *p);
@@ -122,6 +148,7 @@ int store_profile_get(struct store *st, int64_t account_id, struct store_profile
         core_strlcpy(p->first_name, t ? (const char *)t : "", sizeof p->first_name);
         p->email_confirmed = sqlite3_column_double(s, 2);
         p->wizard_done = sqlite3_column_double(s, 3);
+        p->wizard_step = sqlite3_column_int(s, 4);
         p->exists = true;
         rc = sqlite3_step(s);
     }
@@ -144,7 +171,7 @@ static int ensure(struct store *st, int64_t account_id)
 }
 
 int store_profile_set(struct store *st, int64_t account_id, const char *last_name, const char *first_name,
-                      int wizard_done, double now)
+                      int wizard_done, int wizard_step, double now)
 {
     sqlite3_stmt *s;
     if (store_begin(st) < 0)
@@ -167,6 +194,14 @@ int store_profile_set(struct store *st, int64_t account_id, const char *last_nam
             sqlite3_bind_double(s, 1, now);
         else
             sqlite3_bind_null(s, 1);
+        sqlite3_bind_int64(s, 2, account_id);
+        if (store_step_done(st, s) < 0)
+            goto fail;
+    }
+    if (wizard_step >= 0 && wizard_step < STORE_WIZARD_STEPS) {
+        if (!(s = store_stmt(st, SQL_PROF_STEP)))
+            goto fail;
+        sqlite3_bind_int(s, 1, wizard_step);
         sqlite3_bind_int64(s, 2, account_id);
         if (store_step_done(st, s) < 0)
             goto fail;

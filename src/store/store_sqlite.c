@@ -303,6 +303,9 @@ static const char *const store_migrations[] = {
      * order, then their recipients, without touching the tables */
     "CREATE INDEX track_messages_stats ON track_messages(time, id, sender, action, threats);"
     "CREATE INDEX track_recipients_stats ON track_recipients(message, rcpt, company_id, status);",
+    /* 12: the provisioning wizard's step (store_onboard.c): it resumes
+     * where the administrator left it */
+    "ALTER TABLE account_profile ADD COLUMN wizard_step INTEGER NOT NULL DEFAULT 0;",
 };
 
 #define STORE_NMIGRATIONS ((int)(sizeof store_migrations / sizeof store_migrations[0]))

@@ -6,6 +6,7 @@
  *
  *   store_tenant_create       a new tenant with Moat's default rules
  *   store_domain_add          a new, unverified domain of a tenant
+ *   store_domain_add_settings the same with its inbound servers and outbound protection
  *   store_domain_claims       the tenants' claims on one name, with their state
  *   store_domain_due          claims whose periodic check is due
  *   store_domain_check_soon   ask moatd's checker to check a claim within a second
@@ -123,6 +124,12 @@ int store_tenant_create(struct store *st, const char *company_id, const char *na
 int store_domain_add(struct store *st, const char *company_id, const char *domain, const char *server, char *err,
                      size_t errsz)
 {
+    return store_domain_add_settings(st, company_id, domain, server, NULL, err, errsz);
+}
+
+int store_domain_add_settings(struct store *st, const char *company_id, const char *domain, const char *server,
+                              const struct json_t *settings, char *err, size_t errsz)
+{
     char e2[512];
     err[0] = '\0';
     char *text = store_export_json(st, company_id, e2, sizeof e2);
@@ -172,11 +179,23 @@ int store_domain_add(struct store *st, const char *company_id, const char *domai
         core_strlcpy(host, server, sizeof host);
     json_t *d = json_pack("{s:s,s:[{s:s,s:i,s:i}]}", "name", name, "inbound_servers", "host", host[0] ? host : name,
                           "port", (int)port, "preference", 10);
+    /* the caller's inbound servers and outbound protection replace the
+     * defaults; the tenant document's validation checks them */
+    static const char *const own[] = {"inbound_servers", "outbound", NULL};
+    for (size_t i = 0; settings && own[i]; i++) {
+        json_t *v = json_object_get(settings, own[i]);
+        if (v)
+            json_object_set_new(d, own[i], json_deep_copy(v));
+    }
+    char prefix[40];
+    snprintf(prefix, sizeof prefix, "tenants[0].domains[%zu].", json_array_size(doms));
     json_array_append_new(doms, d);
     int rc = import_one(st, t, e2, sizeof e2);
     json_decref(root);
-    if (rc != 0)
-        snprintf(err, errsz, "%s", strncmp(e2, "tenants[0].", 11) == 0 ? e2 + 11 : e2);
+    if (rc != 0) {
+        size_t pl = strlen(prefix);
+        snprintf(err, errsz, "%s", strncmp(e2, prefix, pl) == 0 ? e2 + pl : strncmp(e2, prefix, 11) == 0 ? e2 + 11 : e2);
+    }
     return rc;
 }
 

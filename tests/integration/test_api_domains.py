@@ -90,3 +90,40 @@ def test_tenants_for_operators(make_env):
     assert a.get("/api/v1/tenants").status == 403
     assert a.get("/api/v1/company-ids/new-co").status == 403
     assert a.post("/api/v1/tenants", {"company_id": "x-co"}).status == 403
+
+
+def test_domain_added_with_its_servers_and_outbound_protection(make_env):
+    """the wizard's "add a domain" step: several inbound servers and outbound
+    protection in the one POST, validated like the tenant document; a bad
+    one adds nothing"""
+    env = make_env(doc=lambda ds: {"tenants": []})
+    m = env.moat
+    m.ctl("tenant", "add", "acme")
+    add_account(m, "admin@acme.test")
+    a = Api(m.http_port)
+    a.login("admin@acme.test")
+    servers = [{"host": "mx1.acme.test", "port": 25, "preference": 10},
+               {"host": "192.0.2.20", "port": 2525, "preference": 20}]
+    bad = [({"name": "a.test", "server": "mx.acme.test", "inbound_servers": servers}, "not both"),
+           ({"name": "a.test", "inbound_servers": []}, "inbound_servers"),
+           ({"name": "a.test", "inbound_servers": "mx.acme.test"}, "inbound_servers"),
+           ({"name": "a.test", "inbound_servers": [{"host": "mx.acme.test", "port": 0, "preference": 10}]},
+            "inbound_servers[0].port"),
+           ({"name": "a.test", "inbound_servers": [{"host": "mx.acme.test", "port": 25, "preference": 10,
+                                                    "evil": 1}]}, "inbound_servers[0]"),
+           ({"name": "a.test", "outbound": "on"}, "outbound"),
+           ({"name": "a.test", "outbound": {"enabled": True, "sending_servers": ["not an ip"]}},
+            "sending_servers"),
+           ({"name": "a.test", "inbound_servers": [{"host": "h%d.acme.test" % i, "port": 25, "preference": 10}
+                                                   for i in range(1000)]}, "inbound_servers")]
+    for body, why in bad:
+        r = a.post("/api/v1/domains", body)
+        assert r.status == 400 and why in r.error, (body, r.body)
+    assert a.get("/api/v1/domains").body == {"domains": []}
+    r = a.post("/api/v1/domains", {"name": "a.test", "inbound_servers": servers,
+                                   "outbound": {"enabled": True,
+                                                "sending_servers": ["microsoft365", "198.51.100.0/24"]}})
+    assert r.status == 201 and r.body["status"] == "needs_configuration", r.body
+    [d] = a.get("/api/v1/config").body["tenants"][0]["domains"]
+    assert d["name"] == "a.test" and d["inbound_servers"] == servers, d
+    assert d["outbound"] == {"enabled": True, "sending_servers": ["microsoft365", "198.51.100.0/24"]}, d

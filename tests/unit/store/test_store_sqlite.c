@@ -10,8 +10,8 @@ static void test_fresh_db_migrations(void **state)
 {
     struct tenv *e = *state;
     /* every migration applied once, in order */
-    assert_int_equal(db_count(e, "SELECT COUNT(*) FROM schema_migrations"), 11);
-    assert_int_equal(db_count(e, "SELECT MAX(version) FROM schema_migrations"), 11);
+    assert_int_equal(db_count(e, "SELECT COUNT(*) FROM schema_migrations"), 12);
+    assert_int_equal(db_count(e, "SELECT MAX(version) FROM schema_migrations"), 12);
     static const char *const tables[] = {"meta",
                                          "tenants",
                                          "domains",
@@ -66,7 +66,7 @@ static void test_reopen_is_noop(void **state)
     import_ok(e->st, TEST_DOC, false);
     store_close(e->st);
     assert_int_equal(store_open(&e->cfg, &e->st, err, sizeof err), 0);
-    assert_int_equal(db_count(e, "SELECT COUNT(*) FROM schema_migrations"), 11);
+    assert_int_equal(db_count(e, "SELECT COUNT(*) FROM schema_migrations"), 12);
     assert_int_equal(store_config_version(e->st), 1);
     /* two connections at once */
     struct store *st2;
@@ -92,7 +92,8 @@ static void test_threats_backfill(void **state)
         "DROP INDEX track_messages_stats;"
         "DROP INDEX track_recipients_stats;"
         "ALTER TABLE track_messages DROP COLUMN threats;"
-        "DELETE FROM schema_migrations WHERE version = 11;"
+        "ALTER TABLE account_profile DROP COLUMN wizard_step;"
+        "DELETE FROM schema_migrations WHERE version >= 11;"
         "INSERT INTO track_messages(id, qid, time) VALUES(1, 'A', 1), (2, 'B', 2), (3, 'C', 3);"
         "INSERT INTO track_events(message, time, rcpt, event, detail) VALUES"
         " (1, 1, NULL, 'accepted', '{\"detections\":[{\"category\":\"virus\"},{\"category\":\"spam\"},"
@@ -103,7 +104,7 @@ static void test_threats_backfill(void **state)
     assert_int_equal(sqlite3_exec(db, sql, NULL, NULL, NULL), SQLITE_OK);
     sqlite3_close(db);
     assert_int_equal(store_open(&e->cfg, &e->st, err, sizeof err), 0);
-    assert_int_equal(db_count(e, "SELECT MAX(version) FROM schema_migrations"), 11);
+    assert_int_equal(db_count(e, "SELECT MAX(version) FROM schema_migrations"), 12);
     assert_int_equal(db_count(e, "SELECT COUNT(*) FROM track_messages WHERE id = 1 AND "
                                  "(threats = 'virus,spam' OR threats = 'spam,virus')"), 1);
     /* no detections, a recipient-level event only, broken JSON: none */
