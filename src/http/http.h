@@ -50,6 +50,7 @@ bool http_email_ok(const char *s);
 /* ---------------------------------------------------------------- onboarding (http_onboard.c) */
 #define ONBOARD_SETUP_TTL (72 * 3600.0) /* the login mail's first-password link */
 #define ONBOARD_EMAIL_TTL (24 * 3600.0) /* the wizard's e-mail confirmation link */
+#define ONBOARD_EMAIL_INTERVAL 20.0     /* seconds between confirmation mails of one account */
 typedef int (*onboard_inject_fn)(const char *data, size_t len, struct queue_envelope *env, void *arg);
 /* onboard_console_url - console_url, or http(s)://<hostname>:<http_listen port>; no trailing slash */
 void onboard_console_url(const struct moat_config *cfg, char *out, size_t outsz);

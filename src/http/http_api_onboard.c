@@ -9,14 +9,18 @@
  *                                       login link (the previous one stops working)
  *   GET  /api/v1/profile                the caller's profile: names, address, whether it is
  *                                       confirmed, the wizard's state, company ID and MX host
- *   PUT  /api/v1/profile                {"last_name", "first_name", "email"?, "wizard_done"?}
- *                                       names; a new or unconfirmed address gets a
- *                                       confirmation link by mail (the account's address
- *                                       changes only when it is confirmed)
+ *   PUT  /api/v1/profile                {"last_name", "first_name", "email"?, "wizard_step"?,
+ *                                       "wizard_done"?} names; a new or unconfirmed address
+ *                                       gets a confirmation link by mail (the account's
+ *                                       address changes only when it is confirmed); the
+ *                                       wizard's step (past the profile, or done, only once
+ *                                       the profile is: names and a confirmed address)
+ *   POST /api/v1/profile/confirm-email  {"email"?} mail the confirmation link (again)
  *   POST /api/v1/profile/confirm        {"token"} the confirmation link (public: the token
  *                                       proves the mailbox; throttled)
  *
- * Tokens and mails: http_onboard.c. Every change is audited. A tenant's
+ * Tokens and mails: http_onboard.c. A session may have a confirmation link
+ * mailed at most once per ONBOARD_EMAIL_INTERVAL. Every change is audited. A tenant's
  * administrator is sent into the wizard (the console) until wizard_done.
  */
 #include "http/http_int.h"
@@ -119,17 +123,28 @@ out:
     json_decref(b);
 }
 
+/* email_body - a body {"email"?}: the object (caller frees; email
+ * borrowed from it) or NULL after replying */
+static json_t *email_body(struct http_request *r, const char **email)
+{
+    json_t *b = http_body_object(r);
+    static const char *const keys[] = {"email", NULL};
+    *email = NULL;
+    if (b && (http_json_only(r, b, keys) < 0 || http_json_str(r, b, "email", STORE_EMAIL_MAX, email) < 0)) {
+        json_decref(b);
+        return NULL;
+    }
+    return b;
+}
+
 void http_api_admin_mail(struct http_request *r)
 {
     const char *cid = r->args[0];
-    json_t *b = http_body_object(r);
+    const char *email;
+    json_t *b = email_body(r, &email);
     if (!b)
         return;
-    static const char *const keys[] = {"email", NULL};
-    const char *email = NULL;
     struct store_account a;
-    if (http_json_only(r, b, keys) < 0 || http_json_str(r, b, "email", STORE_EMAIL_MAX, &email) < 0)
-        goto out;
     if (!email) {
         http_error(r, 400, "email is required");
         goto out;
@@ -171,6 +186,13 @@ static bool own(struct http_request *r, struct store_account *a)
     return true;
 }
 
+/* profile_done - the wizard's first step is complete: both names and a
+ * confirmed address (the login mail's link or a confirmation link) */
+static bool profile_done(const struct store_profile *p)
+{
+    return p->last_name[0] && p->first_name[0] && p->email_confirmed > 0;
+}
+
 static json_t *profile_json(struct http_request *r, const struct store_account *a, const struct store_profile *p)
 {
     char mx[300] = "";
@@ -182,6 +204,8 @@ static json_t *profile_json(struct http_request *r, const struct store_account *
     json_object_set_new(o, "first_name", json_string(p->first_name));
     json_object_set_new(o, "email_confirmed", http_iso(p->email_confirmed));
     json_object_set_new(o, "wizard_done", http_iso(p->wizard_done));
+    json_object_set_new(o, "wizard_step", json_integer(p->wizard_step));
+    json_object_set_new(o, "profile_done", json_boolean(profile_done(p)));
     json_object_set_new(o, "tenant", a->company_id[0] ? json_string(a->company_id) : json_null());
     json_object_set_new(o, "mx_host", mx[0] ? json_string(mx) : json_null());
     return o;
@@ -215,12 +239,47 @@ static bool name_ok(const char *s)
     return chars >= 1 && chars <= STORE_NAME_MAX;
 }
 
+/* confirmation_mail - mail the account a confirmation link for email
+ * (at most one per ONBOARD_EMAIL_INTERVAL: the caller chooses the
+ * recipient, so this bounds what a session can make Moat send); false
+ * after replying */
+static bool confirmation_mail(struct http_request *r, const struct store_account *a, const char *email)
+{
+    struct store_account other;
+    double last, now = core_now();
+    if (strcasecmp(email, a->email) != 0 && store_account_find(r->slot->st, email, &other) == 0) {
+        http_error(r, 409, "another account already uses %s", email);
+        return false;
+    }
+    if (!r->srv->d.queue) {
+        http_error(r, 503, "the delivery queue is not available");
+        return false;
+    }
+    if (store_onboard_token_last(r->slot->st, a->id, "email", &last) < 0) {
+        http_error(r, 500, "internal error");
+        return false;
+    }
+    if (last > 0 && now - last < ONBOARD_EMAIL_INTERVAL && now >= last) {
+        double wait = ONBOARD_EMAIL_INTERVAL - (now - last);
+        snprintf(r->retry_after, sizeof r->retry_after, "%.0f", wait < 1 ? 1 : wait);
+        http_error(r, 429, "a confirmation link was mailed moments ago; try again in %.0f seconds", wait < 1 ? 1 : wait);
+        return false;
+    }
+    char err[300];
+    if (onboard_mail(r->slot->st, r->srv->d.cfg, a, "email", email, inject_mgr, r->srv->d.queue, NULL, err,
+                     sizeof err) < 0) {
+        http_error(r, 500, "%s", err);
+        return false;
+    }
+    return true;
+}
+
 void http_api_profile_put(struct http_request *r)
 {
     json_t *b = http_body_object(r);
     if (!b)
         return;
-    static const char *const keys[] = {"last_name", "first_name", "email", "wizard_done", NULL};
+    static const char *const keys[] = {"last_name", "first_name", "email", "wizard_step", "wizard_done", NULL};
     const char *last = NULL, *first = NULL, *email = NULL;
     struct store_account a;
     struct store_profile p;
@@ -228,10 +287,18 @@ void http_api_profile_put(struct http_request *r)
         http_json_str(r, b, "first_name", STORE_NAME_MAX * 4, &first) < 0 ||
         http_json_str(r, b, "email", STORE_EMAIL_MAX, &email) < 0)
         goto out;
-    json_t *wd = json_object_get(b, "wizard_done");
+    json_t *wd = json_object_get(b, "wizard_done"), *ws = json_object_get(b, "wizard_step");
     if (wd && !json_is_boolean(wd)) {
         http_error(r, 400, "wizard_done: true or false");
         goto out;
+    }
+    int step = -1;
+    if (ws) {
+        if (!json_is_integer(ws) || json_integer_value(ws) < 0 || json_integer_value(ws) >= STORE_WIZARD_STEPS) {
+            http_error(r, 400, "wizard_step: 0 to %d", STORE_WIZARD_STEPS - 1);
+            goto out;
+        }
+        step = (int)json_integer_value(ws);
     }
     if ((last || first) && !(last && first)) {
         http_error(r, 400, "last_name and first_name go together");
@@ -247,34 +314,51 @@ void http_api_profile_put(struct http_request *r)
     }
     if (!own(r, &a))
         goto out;
-    if (store_profile_set(r->slot->st, a.id, last, first, wd ? json_is_true(wd) : -1, core_now()) < 0 ||
-        store_profile_get(r->slot->st, a.id, &p) < 0) {
+    if (store_profile_get(r->slot->st, a.id, &p) < 0) {
         http_error(r, 500, "internal error");
         goto out;
     }
+    /* the product's rule: the wizard goes on only once the address is confirmed */
+    if ((step > 0 || (wd && json_is_true(wd))) && !profile_done(&p)) {
+        http_error(r, 409, "the profile comes first: last and first name and a confirmed e-mail address");
+        goto out;
+    }
     bool send = email && (strcasecmp(email, a.email) != 0 || p.email_confirmed <= 0);
-    if (send) {
-        struct store_account other;
-        if (strcasecmp(email, a.email) != 0 && store_account_find(r->slot->st, email, &other) == 0) {
-            http_error(r, 409, "another account already uses %s", email);
-            goto out;
-        }
-        if (!r->srv->d.queue) {
-            http_error(r, 503, "the delivery queue is not available");
-            goto out;
-        }
-        char err[300];
-        if (onboard_mail(r->slot->st, r->srv->d.cfg, &a, "email", email, inject_mgr, r->srv->d.queue, NULL, err,
-                         sizeof err) < 0) {
-            http_error(r, 500, "%s", err);
-            goto out;
-        }
+    if (send && !confirmation_mail(r, &a, email))
+        goto out;
+    if (store_profile_set(r->slot->st, a.id, last, first, wd ? json_is_true(wd) : -1, step, core_now()) < 0 ||
+        store_profile_get(r->slot->st, a.id, &p) < 0) {
+        http_error(r, 500, "internal error");
+        goto out;
     }
     http_audit(r, "account.profile", a.company_id, "%s updated their profile%s", a.email,
                send ? " (confirmation link mailed)" : "");
     json_t *o = profile_json(r, &a, &p);
     json_object_set_new(o, "confirmation_sent", json_boolean(send));
     http_reply_json(r, 200, o);
+out:
+    json_decref(b);
+}
+
+void http_api_profile_confirm_email(struct http_request *r)
+{
+    const char *email;
+    json_t *b = email_body(r, &email);
+    if (!b)
+        return;
+    struct store_account a;
+    if (email && !http_email_ok(email)) {
+        http_error(r, 400, "email: not an e-mail address");
+        goto out;
+    }
+    if (!own(r, &a))
+        goto out;
+    if (!email)
+        email = a.email;
+    if (!confirmation_mail(r, &a, email))
+        goto out;
+    http_audit(r, "account.profile", a.company_id, "%s asked for a confirmation link (mailed)", a.email);
+    http_reply_json(r, 200, json_pack("{s:s,s:b}", "email", email, "confirmation_sent", 1));
 out:
     json_decref(b);
 }

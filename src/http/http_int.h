@@ -209,6 +209,7 @@ void http_api_admin_mail(struct http_request *r);
 void http_api_profile_get(struct http_request *r);
 void http_api_profile_put(struct http_request *r);
 void http_api_profile_confirm(struct http_request *r);
+void http_api_profile_confirm_email(struct http_request *r);
 /* http_api_admin.c */
 void http_api_accounts_list(struct http_request *r);
 void http_api_accounts_add(struct http_request *r);

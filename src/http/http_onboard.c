@@ -118,7 +118,7 @@ int onboard_first_admin(struct store *st, const struct moat_config *cfg, const c
     if (rc != 0)
         return rc;
     /* a profile with the wizard not done: the console walks them through it */
-    if (store_profile_set(st, a.id, NULL, NULL, 0, core_now()) < 0) {
+    if (store_profile_set(st, a.id, NULL, NULL, 0, 0, core_now()) < 0) {
         snprintf(err, errsz, "cannot store the profile");
         return -1;
     }

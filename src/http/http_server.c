@@ -82,6 +82,7 @@ static const struct http_route routes[] = {
     {"GET", "/api/v1/profile", R_ENROL, http_api_profile_get},
     {"PUT", "/api/v1/profile", R_ENROL, http_api_profile_put},
     {"POST", "/api/v1/profile/confirm", R_PUBLIC, http_api_profile_confirm},
+    {"POST", "/api/v1/profile/confirm-email", R_ENROL, http_api_profile_confirm_email},
     {"GET", "/api/v1/domains", 0, http_api_domains_list},
     {"POST", "/api/v1/domains", R_WRITE, http_api_domains_add},
     {"POST", "/api/v1/domains/{}/verify", R_WRITE, http_api_domain_verify},

@@ -161,3 +161,82 @@ def test_moatctl_tenant_add_mails_the_administrator(env):
     cp = env.moat.ctl("tenant", "add", "other", "--admin-email", "ctl@protected.test", check=False)
     assert cp.returncode == 1 and "already exists" in cp.stderr, cp.stderr
     assert env.moat.ctl("tenant", "admin-mail", "acme", "ctl@protected.test", check=False).returncode == 1
+
+
+def set_up(env, op, company, addr):
+    """the operator creates the tenant; its administrator uses the login link"""
+    assert op.post("/api/v1/tenants", {"company_id": company, "admin_email": addr}).status == 201
+    _, token, _ = wait_link(env, addr, "setup")
+    b = Api(env.moat.http_port)
+    r = b.post("/api/v1/setup", {"token": token, "password": NEW_PASSWORD})
+    assert r.status == 200, r.body
+    b.csrf = r.body["csrf_token"]
+    return b, token
+
+
+def test_wizard_step_waits_for_the_profile_and_resumes(env):
+    op = operator(env)
+    b, setup_token = set_up(env, op, "stepco", "step@protected.test")
+    prof = b.get("/api/v1/profile").body
+    assert prof["wizard_step"] == 0 and prof["profile_done"] is False, prof
+    # no step past the profile, and no finishing, before the names and a confirmed address
+    r = b.put("/api/v1/profile", {"wizard_step": 1})
+    assert r.status == 409 and "profile" in r.error, r.body
+    assert b.put("/api/v1/profile", {"wizard_done": True}).status == 409
+    for bad in (4, -1, "2", 1.5, None):
+        assert b.put("/api/v1/profile", {"wizard_step": bad}).status == 400, bad
+    # the login link confirmed the address: names complete the profile, no mail needed
+    r = b.put("/api/v1/profile", {"last_name": "佐藤", "first_name": "花子", "email": "step@protected.test"})
+    assert r.status == 200 and r.body["confirmation_sent"] is False and r.body["profile_done"] is True, r.body
+    r = b.put("/api/v1/profile", {"wizard_step": 2})
+    assert r.status == 200 and r.body["wizard_step"] == 2, r.body
+    # a new login resumes there
+    c = Api(env.moat.http_port)
+    c.login("step@protected.test", NEW_PASSWORD)
+    assert c.get("/api/v1/session").body["wizard_pending"] is True
+    assert c.get("/api/v1/profile").body["wizard_step"] == 2
+    # a link works only for its own purpose
+    assert Api(env.moat.http_port).post("/api/v1/profile/confirm", {"token": setup_token}).status == 400
+    r = c.post("/api/v1/profile/confirm-email", {"email": "hanako@protected.test"})
+    assert r.status == 200 and r.body["confirmation_sent"] is True, r.body
+    _, first, _ = wait_link(env, "hanako@protected.test", "confirm")
+    assert Api(env.moat.http_port).post("/api/v1/setup", {"token": first, "password": NEW_PASSWORD}).status == 400
+    # at most one confirmation mail per 20 seconds
+    r = c.post("/api/v1/profile/confirm-email", {"email": "hanako@protected.test"})
+    assert r.status == 429 and int(r.headers["retry-after"]) >= 1, r.body
+    r = c.put("/api/v1/profile", {"last_name": "佐藤", "first_name": "花", "email": "hanako@protected.test"})
+    assert r.status == 429 and c.get("/api/v1/profile").body["first_name"] == "花子"   # nothing saved
+    assert c.post("/api/v1/profile/confirm-email", {"email": "nope"}).status == 400
+    assert c.post("/api/v1/profile/confirm-email", {"email": "x@protected.test"}, csrf=False).status == 403
+    db = sqlite3.connect(str(env.moat.data_dir / "moat.db"))
+    db.execute("UPDATE account_tokens SET created = created - 60")
+    db.commit()
+    db.close()
+    assert c.post("/api/v1/profile/confirm-email", {"email": "hanako@protected.test"}).status == 200
+    _, second, _ = wait_link(env, "hanako@protected.test", "confirm", 2)
+    a = Api(env.moat.http_port)
+    assert a.post("/api/v1/profile/confirm", {"token": first}).status == 400      # replaced
+    assert a.post("/api/v1/profile/confirm", {"token": second}).status == 200
+    assert c.get("/api/v1/profile").body["email"] == "hanako@protected.test"
+    r = c.put("/api/v1/profile", {"wizard_step": 3, "wizard_done": True})
+    assert r.status == 200 and r.body["wizard_done"] and r.body["wizard_step"] == 3, r.body
+    assert c.get("/api/v1/session").body["wizard_pending"] is False
+
+
+def test_one_tenant_admin_cannot_touch_another_tenants_onboarding(env):
+    op = operator(env)
+    a, _ = set_up(env, op, "tena", "a@protected.test")
+    b, _ = set_up(env, op, "tenb", "b@protected.test")
+    assert a.put("/api/v1/profile", {"last_name": "A", "first_name": "A"}).status == 200
+    pb = b.get("/api/v1/profile").body
+    assert pb["email"] == "b@protected.test" and pb["last_name"] == "" and pb["tenant"] == "tenb", pb
+    assert a.get("/api/v1/profile").body["tenant"] == "tena"
+    # neither the login mail of another tenant's administrator nor its domains
+    assert a.post("/api/v1/tenants/tenb/admin-mail", {"email": "b@protected.test"}).status == 403
+    assert a.post("/api/v1/tenants/tena/admin-mail", {"email": "a@protected.test"}).status == 403
+    assert a.post("/api/v1/domains", {"name": "b.test", "tenant": "tenb"}).status == 403
+    # the profile belongs to a session: an API token has none
+    assert Api(env.moat.http_port).get("/api/v1/profile").status == 401
+    # another administrator's address cannot be taken over by confirmation
+    assert a.post("/api/v1/profile/confirm-email", {"email": "b@protected.test"}).status == 409
+    assert b.get("/api/v1/session").body["email"] == "b@protected.test"
