@@ -6,6 +6,8 @@
  * servers (host, port, preference), TLS to them, the recipients it accepts,
  * outbound protection and its sending servers (Microsoft 365, Google
  * Workspace, IP addresses / CIDRs) - saved with PUT /api/v1/config.
+ * M.serverTable and M.outboundFields are those editors, shared with the
+ * tenant administrator's wizard (welcome.js).
  */
 'use strict';
 (function (M) {
@@ -61,13 +63,10 @@
     main.appendChild(card);
   });
 
-  M.page('domain', async function (main, args) {
-    const { tenant } = await M.policyLoad();
-    const i = (tenant.domains || []).findIndex((d) => d.name === args[0]);
-    if (i < 0) throw new Error(t('err.nopage'));
-    const d = JSON.parse(JSON.stringify(tenant.domains[i]));
-    const err = M.errorBox();
-    const rows = h('tbody', { id: 'dom-servers' });
+  // serverTable - editable inbound servers (host, port, preference; rows
+  // added and removed), ids prefixed by pfx: {els, value()} (blank hosts dropped)
+  M.serverTable = function (pfx, list) {
+    const rows = h('tbody', { id: pfx + '-servers' });
     function serverRow(sv) {
       const host = h('input', { type: 'text', class: 'srv-host', value: sv.host || '', maxlength: 253, placeholder: 'mail.example.com' });
       const port = h('input', { type: 'number', class: 'srv-port', value: sv.port || 25, min: 1, max: 65535 });
@@ -76,41 +75,63 @@
         h('td', null, h('button', { type: 'button', class: 'link danger', onclick: () => tr.remove() }, t('delete'))));
       rows.appendChild(tr);
     }
-    (d.inbound_servers || []).forEach(serverRow);
+    list.forEach(serverRow);
+    return {
+      els: [h('table', { class: 'list' }, h('thead', null, h('tr', null, ['dom.host', 'dom.port', 'dom.pref', ''].map((k) => h('th', null, k ? t(k) : '')))), rows),
+        h('div', { class: 'actions small' }, h('button', { type: 'button', class: 'secondary', id: pfx + '-add-server', onclick: () => serverRow({}) }, t('dom.addserver')))],
+      value: () => Array.from(rows.querySelectorAll('tr')).map((r) => ({
+        host: r.querySelector('.srv-host').value.trim(),
+        port: parseInt(r.querySelector('.srv-port').value, 10),
+        preference: parseInt(r.querySelector('.srv-pref').value, 10) })).filter((x) => x.host),
+    };
+  };
+
+  // outboundFields - outbound protection: enable, Microsoft 365, Google
+  // Workspace, own IPs / CIDRs; ids prefixed by pfx: {els, value()}
+  M.outboundFields = function (pfx, ob) {
+    ob = ob || { enabled: false, sending_servers: [] };
+    const ss0 = ob.sending_servers || [];
+    const on = h('input', { type: 'checkbox', id: pfx + '-out', checked: !!ob.enabled });
+    const ms = h('input', { type: 'checkbox', id: pfx + '-out-m365', checked: ss0.includes('microsoft365') });
+    const gw = h('input', { type: 'checkbox', id: pfx + '-out-google', checked: ss0.includes('google_workspace') });
+    const own = h('textarea', { id: pfx + '-out-ips', rows: 3, placeholder: '192.0.2.0/24' },
+      ss0.filter((x) => x !== 'microsoft365' && x !== 'google_workspace').join('\n'));
+    return {
+      els: [h('label', { class: 'check' }, on, ' ', t('dom.out.enable')),
+        h('label', { class: 'check' }, ms, ' Microsoft 365'), h('label', { class: 'check' }, gw, ' Google Workspace'),
+        M.field(t('dom.out.ips'), own)],
+      value: () => ({ enabled: on.checked,
+        sending_servers: [].concat(ms.checked ? ['microsoft365'] : [], gw.checked ? ['google_workspace'] : [], M.lines(own.value)) }),
+    };
+  };
+
+  M.page('domain', async function (main, args) {
+    const { tenant } = await M.policyLoad();
+    const i = (tenant.domains || []).findIndex((d) => d.name === args[0]);
+    if (i < 0) throw new Error(t('err.nopage'));
+    const d = JSON.parse(JSON.stringify(tenant.domains[i]));
+    const err = M.errorBox();
+    const servers = M.serverTable('dom', d.inbound_servers || []);
     const tls = M.select({ id: 'dom-tls' }, [['opportunistic', t('dom.tls.opportunistic')], ['required', t('dom.tls.required')], ['none', t('dom.tls.none')]], d.tls || 'opportunistic');
     const rcpts = h('textarea', { id: 'dom-recipients', rows: 4, placeholder: t('dom.rcpts.all') }, (d.recipients || []).join('\n'));
-    const ob = d.outbound || { enabled: false, sending_servers: [] };
-    const obOn = h('input', { type: 'checkbox', id: 'dom-out', checked: !!ob.enabled });
-    const ms = h('input', { type: 'checkbox', id: 'dom-out-m365', checked: (ob.sending_servers || []).includes('microsoft365') });
-    const gw = h('input', { type: 'checkbox', id: 'dom-out-google', checked: (ob.sending_servers || []).includes('google_workspace') });
-    const own = h('textarea', { id: 'dom-out-ips', rows: 3, placeholder: '192.0.2.0/24' },
-      (ob.sending_servers || []).filter((x) => x !== 'microsoft365' && x !== 'google_workspace').join('\n'));
+    const outbound = M.outboundFields('dom', d.outbound);
     const save = h('button', { type: 'button', id: 'dom-save' }, t('save'));
     save.addEventListener('click', async () => {
       err.show('');
-      d.inbound_servers = Array.from(rows.querySelectorAll('tr')).map((r) => ({
-        host: r.querySelector('.srv-host').value.trim(),
-        port: parseInt(r.querySelector('.srv-port').value, 10),
-        preference: parseInt(r.querySelector('.srv-pref').value, 10) })).filter((x) => x.host);
+      d.inbound_servers = servers.value();
       d.tls = tls.value;
       const rl = M.lines(rcpts.value);
       d.recipients = rl.length ? rl : null;
-      const ss = [].concat(ms.checked ? ['microsoft365'] : [], gw.checked ? ['google_workspace'] : [], M.lines(own.value));
-      d.outbound = { enabled: obOn.checked, sending_servers: ss };
+      d.outbound = outbound.value();
       const copy = JSON.parse(JSON.stringify(tenant));
       copy.domains[i] = d;
       try { await M.policySave(copy); M.notice(t('saved'), 'ok'); M.go('domains'); } catch (e) { err.show(e.message); }
     });
     main.appendChild(h('section', { class: 'card', id: 'dom-editor' }, h('h1', null, t('dom.edit') + ' — ' + d.name),
-      h('h2', null, t('dom.inbound')), h('p', { class: 'hint' }, t('dom.inbound.hint')),
-      h('table', { class: 'list' }, h('thead', null, h('tr', null, ['dom.host', 'dom.port', 'dom.pref', ''].map((k) => h('th', null, k ? t(k) : '')))), rows),
-      h('div', { class: 'actions small' }, h('button', { type: 'button', class: 'secondary', id: 'dom-add-server', onclick: () => serverRow({}) }, t('dom.addserver'))),
+      h('h2', null, t('dom.inbound')), h('p', { class: 'hint' }, t('dom.inbound.hint')), ...servers.els,
       M.field(t('dom.tls'), tls),
       M.field(t('dom.rcpts'), rcpts, t('dom.rcpts.hint')),
-      h('h2', null, t('dom.outbound')),
-      h('label', { class: 'check' }, obOn, ' ', t('dom.out.enable')),
-      h('label', { class: 'check' }, ms, ' Microsoft 365'), h('label', { class: 'check' }, gw, ' Google Workspace'),
-      M.field(t('dom.out.ips'), own),
+      h('h2', null, t('dom.outbound')), ...outbound.els,
       err, h('div', { class: 'actions' }, save, h('a', { class: 'button secondary', href: '#/domains' }, t('cancel')))));
   });
 })(window.Moat);

@@ -8,9 +8,12 @@
  *                      seed's プロビジョニングウィザード): 1) profile - last and
  *                      first name, e-mail address, confirmed by a mailed link
  *                      before continuing; 2) company ID and MX host; 3) add a
- *                      domain with its inbound server; 4) done: the TXT / MX
- *                      records and "verify now". Its state is the server's
- *                      (GET /api/v1/profile), so it resumes after a logout.
+ *                      domain with its inbound servers and outbound
+ *                      protection (M.serverTable / M.outboundFields of
+ *                      domains.js; POST /api/v1/domains); 4) done: the TXT /
+ *                      MX records and "verify now". Its step is the server's
+ *                      (PUT /api/v1/profile {"wizard_step"}), so it resumes
+ *                      after a logout; "continue later" leaves it pending.
  * The token stays in the URL fragment (never sent in a Referer or to the
  * server except in the POST body) and is removed from the address bar once
  * used.
@@ -69,16 +72,25 @@
     if (!M.session.tenant) { main.appendChild(h('p', null, t('welcome.tenants'))); return; }
     const steps = ['wiz.s.profile', 'wiz.s.company', 'wiz.s.domain', 'wiz.s.done'];
     let prof = await M.api('GET', '/api/v1/profile');
-    const st = { step: prof.email_confirmed && prof.last_name ? 1 : 0, domain: null, sent: false };
+    // the server keeps the step: the wizard resumes where it was left
+    const st = { step: prof.profile_done ? Math.max(1, prof.wizard_step || 0) : 0, domain: null, sent: false };
     const nav = h('ol', { class: 'steps', id: 'welcome-steps' });
     const body = h('div', { id: 'welcome-body' });
+    const skip = h('button', { type: 'button', class: 'secondary', id: 'wel-skip' }, t('welcome.skip'));
+    skip.addEventListener('click', () => M.go('dashboard'));   // still pending: offered again at the next login
     main.appendChild(h('section', { class: 'card editor', id: 'welcome' }, h('h1', null, t('welcome.title')),
-      h('div', { class: 'editor-grid' }, nav, body, h('div'))));
+      h('div', { class: 'editor-grid' }, nav, body, h('div')), h('p', { class: 'hint' }, t('welcome.skip.hint'), ' ', skip)));
     function show() {
       M.clear(nav);
       steps.forEach((s, i) => nav.appendChild(h('li', { class: i === st.step ? 'current' : null }, (i + 1) + '. ' + t(s), i < st.step ? ' ✓' : '')));
       M.clear(body);
       [profile, company, domain, done][st.step]();
+    }
+    async function advance(step, err) {
+      try {
+        prof = await M.api('PUT', '/api/v1/profile', { wizard_step: step });
+        st.step = step; show();
+      } catch (e) { err.show(e.message); }
     }
     function profile() {
       const last = h('input', { type: 'text', id: 'wel-last', maxlength: 100, value: prof.last_name || '', autocomplete: 'family-name' });
@@ -101,51 +113,63 @@
           const r = await M.api('PUT', '/api/v1/profile', { last_name: last.value.trim(), first_name: first.value.trim(), email: mail.value.trim() });
           prof = r;
           if (r.confirmation_sent) st.sent = true;
-          if (confirmed()) { st.step = 1; show(); return; }
+          if (confirmed()) { await advance(1, err); return; }
           state();
         } catch (e) { err.show(e.message); }
       });
       check.addEventListener('click', async () => {
         err.show('');
-        prof = await M.api('GET', '/api/v1/profile');
-        if (confirmed()) { st.step = 1; show(); } else { err.show(t('welcome.notyet')); state(); }
+        try {
+          prof = await M.api('GET', '/api/v1/profile');
+          if (confirmed()) await advance(1, err); else { err.show(t('welcome.notyet')); state(); }
+        } catch (e) { err.show(e.message); }
       });
       body.append(h('p', null, t('welcome.profile.hint')), M.field(t('welcome.last'), last), M.field(t('welcome.first'), first),
         M.field(t('welcome.email'), mail, t('welcome.email.hint')), status, err, h('div', { class: 'actions' }, send, check));
       state();
     }
     function company() {
+      const err = M.errorBox();
       const next = h('button', { type: 'button', id: 'wel-next2' }, t('next'));
-      next.addEventListener('click', () => { st.step = 2; show(); });
+      next.addEventListener('click', () => advance(2, err));
       body.append(h('p', null, t('wiz.company.hint')),
         h('dl', { class: 'kv' }, h('dt', null, t('wiz.company')), h('dd', { id: 'wel-company' }, prof.tenant),
           h('dt', null, t('welcome.mx')), h('dd', { id: 'wel-mx' }, prof.mx_host || '')),
-        h('p', { class: 'hint' }, t('welcome.company.fixed')), h('div', { class: 'actions' }, next));
+        h('p', { class: 'hint' }, t('welcome.company.fixed')), err, h('div', { class: 'actions' }, next));
     }
     function domain() {
       const name = h('input', { type: 'text', id: 'wel-domain', maxlength: 253, placeholder: 'example.com' });
-      const server = h('input', { type: 'text', id: 'wel-server', maxlength: 300, placeholder: '192.0.2.10:25' });
+      const servers = M.serverTable('wel', [{}]);
+      const outbound = M.outboundFields('wel', null);
       const err = M.errorBox();
       const add = h('button', { type: 'button', id: 'wel-add' }, t('dom.add'));
       add.addEventListener('click', async () => {
         err.show('');
-        const b = { name: name.value.trim() };
-        if (server.value.trim()) b.server = server.value.trim();
+        const b = { name: name.value.trim(), inbound_servers: servers.value() };
+        if (!b.inbound_servers.length) delete b.inbound_servers;   // the domain's own MX host, port 25
+        const ob = outbound.value();
+        if (ob.enabled || ob.sending_servers.length) b.outbound = ob;
         try {
-          await M.api('POST', '/api/v1/domains', b);
-          const r = await M.api('GET', '/api/v1/domains');
-          st.domain = (r.domains || []).find((d) => d.name === b.name.toLowerCase()) || null;
-          st.step = 3; show();
+          st.domain = await M.api('POST', '/api/v1/domains', b);
+          await advance(3, err);
         } catch (e) { err.show(e.message); }
       });
       const later = h('button', { type: 'button', class: 'secondary', id: 'wel-later' }, t('welcome.later'));
-      later.addEventListener('click', () => { st.step = 3; show(); });
-      body.append(M.field(t('dom.name'), name, t('dom.name.hint')), M.field(t('dom.server'), server, t('dom.server.hint')),
+      later.addEventListener('click', () => advance(3, err));
+      body.append(M.field(t('dom.name'), name, t('dom.name.hint')),
+        h('h2', null, t('dom.inbound')), h('p', { class: 'hint' }, t('dom.inbound.hint')), ...servers.els,
+        h('h2', null, t('dom.outbound')), h('p', { class: 'hint' }, t('welcome.outbound.hint')), ...outbound.els,
         h('p', { class: 'hint' }, t('wiz.needs')), err, h('div', { class: 'actions' }, add, later));
     }
-    function done() {
-      const d = st.domain;
+    async function done() {
       const err = M.errorBox();
+      if (!st.domain) {   // resumed here: the tenant's newest domain still to verify, else any
+        try {
+          const ds = (await M.api('GET', '/api/v1/domains')).domains || [];
+          st.domain = ds.filter((x) => !x.verified).pop() || ds[ds.length - 1] || null;
+        } catch (e) { err.show(e.message); }
+      }
+      const d = st.domain;
       const result = h('p', { id: 'wel-verify-result', role: 'status' });
       const finish = h('button', { type: 'button', id: 'wel-finish' }, t('welcome.finish'));
       finish.addEventListener('click', async () => {
@@ -160,6 +184,7 @@
         const verify = h('button', { type: 'button', class: 'secondary', id: 'wel-verify' }, t('dom.verify'));
         verify.addEventListener('click', async () => {
           err.show('');
+          result.textContent = '';
           try {
             const v = await M.api('POST', '/api/v1/domains/' + encodeURIComponent(d.name) + '/verify', {});
             result.textContent = v.verified ? t('dom.verified', d.name) : t('dom.notyet', d.name, v.reason || '');

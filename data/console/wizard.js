@@ -1,7 +1,7 @@
 /*
  * wizard.js - the provisioning wizard for operators (the seed's
- * プロビジョニングウィザード, without its profile step: there is no API for
- * the e-mail confirmation yet): 1) company ID with the availability check
+ * プロビジョニングウィザード; its profile step is the new tenant
+ * administrator's own, in welcome.js, after the login mail): 1) company ID with the availability check
  * (3-63 letters, digits and hyphens; it names the tenant's MX host), the
  * company name and administrator address; 2) the first domain and its
  * inbound server; 3) done: the TXT / MX records to set.

@@ -613,24 +613,55 @@ test('onboarding: the new tenant\'s administrator sets a password from the login
   assert((await page.textContent('#wel-company')) === 'newco', 'company ID shown');
   assert(/^newco\./.test(await page.textContent('#wel-mx')), 'MX host shown');
   await page.click('#wel-next2');
+  await page.waitForSelector('#wel-domain');
+  // the server keeps the step: after a logout the next login resumes at "add a domain"
+  await page.click('#logout');
+  await page.waitForSelector('#login-form');
+  await page.fill('#login-email', 'yamada@protected.test');       // the confirmed address is the login now
+  await page.fill('#login-password', 'first password 2026');
+  await page.click('#login-submit');
+  await page.waitForSelector('#totp-skip');
+  await page.click('#totp-skip');
+  await page.waitForSelector('#wel-domain');
+  // "continue later": the console, with the wizard one click away
+  await page.click('#wel-skip');
+  await page.waitForSelector('#dash-totals');
+  await page.click('#nav a[href="#/welcome"]');
+  await page.waitForSelector('#wel-domain');
   await page.fill('#wel-domain', 'boss-domain.test');
-  await page.fill('#wel-server', '127.0.0.1:25');
+  await page.fill('#wel-servers tr:first-child .srv-host', '127.0.0.1');
+  await page.click('#wel-add-server');                    // a second inbound server
+  await page.fill('#wel-servers tr:last-child .srv-host', 'backup.boss-domain.test');
+  await page.fill('#wel-servers tr:last-child .srv-port', '2525');
+  await page.fill('#wel-servers tr:last-child .srv-pref', '20');
+  await page.check('#wel-out');                           // outbound protection: Microsoft 365 and an own network
+  await page.check('#wel-out-m365');
+  await page.fill('#wel-out-ips', '198.51.100.0/24');
+  await shot('20-welcome-domain');
   await page.click('#wel-add');
   await page.waitForSelector('#wel-records');
   const recs = await page.textContent('#wel-records');
   assert(/moat-verification=/.test(recs) && /newco\./.test(recs), recs);
-  await shot('20-welcome-done');
+  await page.click('#wel-verify');                        // not in the DNS: says so
+  await page.waitForSelector('#wel-verify-result:not(:empty)');
+  await shot('21-welcome-done');
   await page.click('#wel-finish');
   await page.waitForSelector('#dom-table, #main table');
+  await go('#/domain/boss-domain.test');                  // the domain as the wizard added it
+  await page.waitForSelector('#dom-editor');
+  assert((await page.$$('#dom-servers tr')).length === 2, 'two inbound servers');
+  assert((await page.inputValue('#dom-servers tr:last-child .srv-port')) === '2525', 'the second server\'s port');
+  assert(await page.isChecked('#dom-out') && await page.isChecked('#dom-out-m365') && !(await page.isChecked('#dom-out-google')),
+    'outbound protection with Microsoft 365');
+  assert((await page.inputValue('#dom-out-ips')) === '198.51.100.0/24', 'own sending network');
   // the wizard is over: a new login goes straight to the console
   await page.click('#logout');
   await page.waitForSelector('#login-form');
   await page.fill('#login-email', 'yamada@protected.test');
   await page.fill('#login-password', 'first password 2026');
-  await page.click('#login-submit');
-  await page.waitForSelector('#totp-skip');
-  await page.click('#totp-skip');
+  await page.click('#login-submit');                       // (2FA skipped for this address in this tab already)
   await page.waitForSelector('#dash-totals');
+  assert(!(await page.$('#nav a[href="#/welcome"]')), 'no wizard in the menu once finished');
 });
 
 test('no script from data ran anywhere, no CSP violation', async () => {
