@@ -8,7 +8,7 @@
  *   store_onboard_token_use   redeem one: single use, before it expires
  *   store_onboard_token_last  when the latest one was issued (mail throttle)
  *   store_profile_get/set     last and first name, e-mail confirmed, the
- *                             wizard's step (migration 11) and whether it is done
+ *                             wizard's step (migration 12) and whether it is done
  *   store_profile_confirm     mark the e-mail confirmed (and change the
  *                             account's address to the confirmed one)
  *
