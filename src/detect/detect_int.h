@@ -83,6 +83,9 @@ size_t spam_features(const struct analysis *a, uint32_t *out, size_t max);
 struct spam_model *spam_model_new(unsigned bits); /* NULL if bits not in 16..24 */
 void spam_model_free(struct spam_model *m);
 double spam_model_score(const struct spam_model *m, const uint32_t *f, size_t n);
+/* spam_model_logit - the same score as a logit (no saturation: rule bonuses
+ * add to it and the ranking of confident scores is kept) */
+double spam_model_logit(const struct spam_model *m, const uint32_t *f, size_t n);
 /* spam_model_logistic / spam_model_fisher - the two halves of the score
  * alone (logistic regression; Robinson/Fisher chi-square combiner), in [0, 1] */
 double spam_model_logistic(const struct spam_model *m, const uint32_t *f, size_t n);

@@ -168,13 +168,14 @@ void detect_spam_run(struct analysis *a, const char *msg, size_t len, const stru
     }
     struct buf why;
     buf_init(&why, 2000);
-    double p = 0.5;
+    double p = 0.5, zc = 0; /* classifier score and its logit */
     uint32_t *f = NULL;
     size_t n = 0;
     if (model) {
         f = xmalloc(SPAM_MAX_FEATURES * sizeof *f);
         n = spam_features(a, f, SPAM_MAX_FEATURES);
-        p = spam_model_score(model, f, n);
+        zc = spam_model_logit(model, f, n);
+        p = 1.0 / (1.0 + exp(-zc));
         buf_printf(&why, "classifier %.3f", p);
     } else {
         analysis_add_detection(a, "scan_exclusion", "spam-model-missing", 0, model_err);
@@ -210,9 +211,7 @@ void detect_spam_run(struct analysis *a, const char *msg, size_t len, const stru
         bonus += 0.2;
         buf_printf(&why, "; missing or malformed Message-ID");
     }
-    double pc = p < 1e-9 ? 1e-9 : p > 1 - 1e-9 ? 1 - 1e-9 : p;
-    double z = log(pc / (1 - pc)) + bonus;
-    double s = 1.0 / (1.0 + exp(-z));
+    double s = 1.0 / (1.0 + exp(-(zc + bonus)));
     a->spam_scored = true;
     a->spam_score = s;
     if (s >= SPAM_T_MODERATE) {

@@ -23,7 +23,7 @@
  * Collector- and relay-specific headers (Received, To, List-*, X-Spam-*, ...)
  * are never read.
  *
- * Model: score = sigmoid((1 - MIX) * zl + MIX * zf) where
+ * Model: score = sigmoid((1 - MIX) * clip(zl, +-15) + MIX * zf) where
  *   zl = bias + sum(w[h & mask]) / n^(1/4) over the n unique features
  *        (logistic regression, AdaGrad, fixed epochs, deterministic order);
  *   zf = logit of Robinson's Fisher chi-square combination of the per-bucket
@@ -59,6 +59,7 @@
 #define SPAM_MIN_DEV 0.1        /* tokens with |f(w) - 0.5| below this are ignored */
 #define SPAM_FISHER_CLAMP 1e-12 /* Fisher score clamp before the logit */
 #define SPAM_FISHER_MIX 0.7     /* weight of the Fisher logit in the ensemble */
+#define SPAM_LOGISTIC_CLIP 15.0 /* the logistic logit is clipped to +-15 before the blend */
 
 struct spam_model {
     unsigned bits;
@@ -568,13 +569,21 @@ double spam_model_logistic(const struct spam_model *m, const uint32_t *f, size_t
     return 1.0 / (1.0 + exp(-logistic_z(m, f, n)));
 }
 
-double spam_model_score(const struct spam_model *m, const uint32_t *f, size_t n)
+double spam_model_logit(const struct spam_model *m, const uint32_t *f, size_t n)
 {
     double z = logistic_z(m, f, n);
+    /* the logistic half is confidently wrong on ham it has no like of
+     * (newsletters, Japanese business mail): it may outvote an unsure Fisher
+     * half, never a confident one */
+    z = z < -SPAM_LOGISTIC_CLIP ? -SPAM_LOGISTIC_CLIP : z > SPAM_LOGISTIC_CLIP ? SPAM_LOGISTIC_CLIP : z;
     double q = spam_model_fisher(m, f, n);
     q = q < SPAM_FISHER_CLAMP ? SPAM_FISHER_CLAMP : q > 1 - SPAM_FISHER_CLAMP ? 1 - SPAM_FISHER_CLAMP : q;
-    z = (1 - SPAM_FISHER_MIX) * z + SPAM_FISHER_MIX * log(q / (1 - q));
-    return 1.0 / (1.0 + exp(-z));
+    return (1 - SPAM_FISHER_MIX) * z + SPAM_FISHER_MIX * log(q / (1 - q));
+}
+
+double spam_model_score(const struct spam_model *m, const uint32_t *f, size_t n)
+{
+    return 1.0 / (1.0 + exp(-spam_model_logit(m, f, n)));
 }
 
 static uint64_t fnv64(const unsigned char *p, size_t n)

@@ -1,6 +1,7 @@
 /* test_detect_spam.c - spam detector: test strings, model file, tokenizer, training */
 #include "core/core.h"
 
+#include <math.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -306,6 +307,46 @@ static void test_model_file(void **state)
     assert_null(spam_trainer_new(30));
 }
 
+/* model_with_bias - an untrained model (zero weights, neutral Fisher table)
+ * whose logistic bias is b: the file format's header rewritten, checksum
+ * recomputed (FNV-1a 64 of everything before it) */
+static struct spam_model *model_with_bias(float b)
+{
+    struct spam_model *m = spam_model_new(16);
+    size_t len;
+    unsigned char *p = spam_model_serialise(m, &len);
+    spam_model_free(m);
+    memcpy(p + 20, &b, 4); /* f32 bias, little-endian (x86) */
+    uint64_t h = 14695981039346656037ull;
+    for (size_t i = 0; i < len - 8; i++)
+        h = (h ^ p[i]) * 1099511628211ull;
+    for (int i = 0; i < 8; i++)
+        p[len - 8 + i] = (unsigned char)(h >> (8 * i));
+    char err[200];
+    m = spam_model_parse(p, len, err, sizeof err);
+    free(p);
+    assert_non_null(m);
+    return m;
+}
+
+static void test_logistic_clip(void **state)
+{
+    (void)state;
+    /* a logistic half sure of itself (logit 100) and a Fisher half with no
+     * evidence (0.5): the logistic logit counts clipped to 15, so the blend
+     * is 0.3 * 15 = 4.5, not 30 */
+    struct spam_model *m = model_with_bias(100.0f);
+    uint32_t f[3] = {spam_hash('w', "alpha", 5), spam_hash('w', "beta", 4), spam_hash('w', "gamma", 5)};
+    assert_true(spam_model_logistic(m, f, 3) > 0.999);
+    assert_true(spam_model_fisher(m, f, 3) == 0.5);
+    assert_true(fabs(spam_model_logit(m, f, 3) - 4.5) < 1e-6);
+    assert_true(fabs(spam_model_score(m, f, 3) - 1.0 / (1.0 + exp(-4.5))) < 1e-9);
+    spam_model_free(m);
+    m = model_with_bias(-100.0f);
+    assert_true(fabs(spam_model_logit(m, f, 3) + 4.5) < 1e-6);
+    spam_model_free(m);
+}
+
 static void test_levels(void **state)
 {
     (void)state;
@@ -333,7 +374,7 @@ int main(void)
         cmocka_unit_test(test_strings),    cmocka_unit_test(test_tokenizer),
         cmocka_unit_test(test_extract),    cmocka_unit_test(test_train_classify),
         cmocka_unit_test(test_model_file), cmocka_unit_test(test_levels),
-        cmocka_unit_test(test_no_model),
+        cmocka_unit_test(test_no_model),   cmocka_unit_test(test_logistic_clip),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
