@@ -20,10 +20,13 @@
  *   m  X-Mailer words; p part content types; k charsets but UTF-8; e attachment
  *      extensions; r structural facts (html-only, URL count bucket, URL
  *      sources, Reply-To in another domain...)
+ *   g/G DKIM / DomainKeys signing domain / which signature; T text part
+ *      transfer encoding; L link-text words; S subject shape; N From local
+ *      part words and shape (sender_extract)
  * Collector- and relay-specific headers (Received, To, List-*, X-Spam-*, ...)
  * are never read.
  *
- * Model: score = sigmoid((1 - MIX) * clip(zl, +-15) + MIX * zf) where
+ * Model: score = sigmoid((1 - MIX) * clip(zl, +-15) + MIX * clip(zf, +-6)) where
  *   zl = bias + sum(w[h & mask]) / n^(1/4) over the n unique features
  *        (logistic regression, AdaGrad, fixed epochs, deterministic order);
  *   zf = logit of Robinson's Fisher chi-square combination of the per-bucket
@@ -36,7 +39,7 @@
  * user subscribed to), which keeps such ham below the spam at 0.1 % FP.
  *
  * File format (little-endian), validated on load (it is input):
- *   "MOATSPAM" | u32 version (2) | u32 bits (16..24) | f32 scale | f32 bias |
+ *   "MOATSPAM" | u32 version (3) | u32 bits (16..24) | f32 scale | f32 bias |
  *   u32 nspam | u32 nham | i16 weight[1 << bits] | u16 f[1 << bits] |
  *   u64 FNV-1a of all before
  * weight = i16 * scale; f(w) = u16 / 65535 (32768: no training message).
@@ -49,7 +52,7 @@
 #include "detect/detect_int.h"
 
 #define SPAM_MAGIC "MOATSPAM"
-#define SPAM_VERSION 2u
+#define SPAM_VERSION 3u /* 3: the sender_extract features (a version 2 model lacks them) */
 #define SPAM_HDR 32u
 #define SPAM_TEXT_MAX (64 * 1024) /* body bytes tokenised */
 #define SPAM_PAIR_BIT 0x80000000u /* in a feature hash: a word pair */
@@ -58,6 +61,7 @@
 #define SPAM_ROB_X 0.52
 #define SPAM_MIN_DEV 0.1        /* tokens with |f(w) - 0.5| below this are ignored */
 #define SPAM_FISHER_CLAMP 1e-12 /* Fisher score clamp before the logit */
+#define SPAM_FISHER_CLIP 6.0    /* and its logit clipped to +-6 in the blend */
 #define SPAM_FISHER_MIX 0.7     /* weight of the Fisher logit in the ensemble */
 #define SPAM_LOGISTIC_CLIP 15.0 /* the logistic logit is clipped to +-15 before the blend */
 
@@ -343,6 +347,94 @@ static size_t shape(const char *s, const char *stop, char *out, size_t cap)
     return n;
 }
 
+static void lower_inplace(char *s)
+{
+    for (; *s; s++)
+        if (*s >= 'A' && *s <= 'Z')
+            *s = (char)(*s + 32);
+}
+
+/* dkim_domain - the d= tag of a DKIM-Signature / DomainKey-Signature value,
+ * lower-cased into out (cap), or false */
+static bool dkim_domain(const char *v, char *out, size_t cap)
+{
+    for (const char *d = strstr(v, "d="); d; d = strstr(d + 1, "d=")) {
+        if (d > v && d[-1] != ';' && d[-1] != ' ' && d[-1] != '\t')
+            continue; /* "bh=", "sd=": another tag's tail */
+        d += 2;
+        size_t n = strcspn(d, "; \t");
+        if (!n || n >= cap || n > 100)
+            return false;
+        memcpy(out, d, n);
+        out[n] = '\0';
+        lower_inplace(out);
+        return true;
+    }
+    return false;
+}
+
+/* sender_extract - more of what the sender's software wrote: the DKIM /
+ * DomainKeys signing domain ('g', and 'G' which signature), the transfer
+ * encoding of each text part ('T' "text/html:base64"), the words of link
+ * texts ('L'), the subject's shape ('S': tenths of upper-case letters, '!' /
+ * '$' / '%', doubled or edge spaces) and the From local part ('N' words and
+ * its shape: "SpecialOffers" -> M). A signing domain is not verified here:
+ * as a token it is only as good as the mail that carried it in training. */
+static void sender_extract(const struct analysis *a, spam_emit_fn emit, void *arg)
+{
+    char tmp[300];
+    for (size_t i = 0; i < a->nheaders && i < 200; i++) {
+        const char *name = a->headers[i].name, *value = a->headers[i].value;
+        if (!name || !value)
+            continue;
+        bool dkim = core_strcaseeq(name, "dkim-signature"), dk = core_strcaseeq(name, "domainkey-signature");
+        if (!dkim && !dk)
+            continue;
+        emit_str(emit, arg, 'G', dkim ? "dkim" : "domainkey");
+        if (dkim_domain(value, tmp, sizeof tmp))
+            emit_str(emit, arg, 'g', tmp);
+    }
+    for (size_t i = 0; i < a->nparts && i < 50; i++)
+        if (a->parts[i].is_text && a->parts[i].content_type && a->parts[i].transfer_encoding) {
+            snprintf(tmp, sizeof tmp, "%s:%s", a->parts[i].content_type, a->parts[i].transfer_encoding);
+            lower_inplace(tmp);
+            emit_str(emit, arg, 'T', tmp);
+        }
+    for (size_t i = 0; i < a->nurls && i < 200; i++)
+        if (a->urls[i].text)
+            spam_tokenize(a->urls[i].text, strnlen(a->urls[i].text, 200), 'L', emit, arg);
+    if (a->subject) {
+        size_t up = 0, lo = 0, marks = 0, doubled = 0, n = strnlen(a->subject, 1000);
+        for (size_t i = 0; i < n; i++) {
+            char c = a->subject[i];
+            up += c >= 'A' && c <= 'Z';
+            lo += c >= 'a' && c <= 'z';
+            marks += c == '!' || c == '$' || c == '%';
+            doubled += i && c == ' ' && a->subject[i - 1] == ' ';
+        }
+        snprintf(tmp, sizeof tmp, "up%zu", up + lo ? (10 * up) / (up + lo) : 11);
+        emit_str(emit, arg, 'S', tmp);
+        if (marks)
+            emit_str(emit, arg, 'S', marks > 1 ? "ex2" : "ex1");
+        if (doubled)
+            emit_str(emit, arg, 'S', "double-space");
+        if (n && (a->subject[0] == ' ' || a->subject[n - 1] == ' '))
+            emit_str(emit, arg, 'S', "edge-space");
+    }
+    if (a->nfrom && a->from[0].address) {
+        const char *at = strrchr(a->from[0].address, '@');
+        size_t n = at ? (size_t)(at - a->from[0].address) : 0;
+        if (n && n < 100) {
+            char sh[64];
+            memcpy(tmp, a->from[0].address, n);
+            tmp[n] = '\0';
+            spam_tokenize(tmp, n, 'N', emit, arg);
+            if (shape(tmp, "", sh, sizeof sh))
+                emit_str(emit, arg, 'N', sh);
+        }
+    }
+}
+
 void spam_extract(const struct analysis *a, spam_emit_fn emit, void *arg)
 {
     char tmp[300];
@@ -445,6 +537,7 @@ void spam_extract(const struct analysis *a, spam_emit_fn emit, void *arg)
         emit_str(emit, arg, 'r', "no-message-id");
     if (a->text)
         spam_tokenize(a->text, a->text_len < SPAM_TEXT_MAX ? a->text_len : SPAM_TEXT_MAX, 'w', emit, arg);
+    sender_extract(a, emit, arg);
 }
 
 uint32_t spam_hash(char kind, const char *tok, size_t n)
@@ -578,7 +671,12 @@ double spam_model_logit(const struct spam_model *m, const uint32_t *f, size_t n)
     z = z < -SPAM_LOGISTIC_CLIP ? -SPAM_LOGISTIC_CLIP : z > SPAM_LOGISTIC_CLIP ? SPAM_LOGISTIC_CLIP : z;
     double q = spam_model_fisher(m, f, n);
     q = q < SPAM_FISHER_CLAMP ? SPAM_FISHER_CLAMP : q > 1 - SPAM_FISHER_CLAMP ? 1 - SPAM_FISHER_CLAMP : q;
-    return (1 - SPAM_FISHER_MIX) * z + SPAM_FISHER_MIX * log(q / (1 - q));
+    /* and the Fisher half is as confidently wrong on other ham (a hard-ham
+     * newsletter whose every token is in the spam): neither half may
+     * outvote a confident other one alone */
+    double zf = log(q / (1 - q));
+    zf = zf < -SPAM_FISHER_CLIP ? -SPAM_FISHER_CLIP : zf > SPAM_FISHER_CLIP ? SPAM_FISHER_CLIP : zf;
+    return (1 - SPAM_FISHER_MIX) * z + SPAM_FISHER_MIX * zf;
 }
 
 double spam_model_score(const struct spam_model *m, const uint32_t *f, size_t n)
@@ -653,7 +751,7 @@ struct spam_model *spam_model_parse(const unsigned char *p, size_t len, char *er
     }
     uint32_t ver = get32(p + 8), bits = get32(p + 12);
     if (ver != SPAM_VERSION) {
-        snprintf(err, errsz, "unsupported spam model version %u", ver);
+        snprintf(err, errsz, "unsupported spam model version %u (this Moat reads version %u: retrain with moatctl train)", ver, SPAM_VERSION);
         return NULL;
     }
     if (bits < 16 || bits > 24) {

@@ -145,6 +145,8 @@ static void test_extract(void **state)
     assert_non_null(t);
     spam_extract(a, tok_emit, t);
     assert_true(has_tok(t, "f:lottery.example"));
+    assert_false(has_tok(t, "S:double-space"));
+    assert_true(has_tok(t, "S:up1")); /* "You won": 1 of 6 letters */
     assert_true(has_tok(t, "n:prize")); /* From display name */
     assert_true(has_tok(t, "n:team"));
     assert_true(has_tok(t, "y:other.example")); /* Reply-To domain */
@@ -161,6 +163,36 @@ static void test_extract(void **state)
     assert_true(has_tok(t, "x:claim")); /* first URL path segment */
     assert_true(has_tok(t, "x:.php"));  /* URL path extension */
     assert_true(has_tok(t, "w:claim"));
+    free(t);
+    analysis_free(a);
+    /* the sender_extract features */
+    static const char msg2[] =
+        "DKIM-Signature: v=1; a=rsa-sha256; bh=xyz=; d=News.Example.COM; s=sel;\n"
+        "  b=abc=\n"
+        "DomainKey-Signature: a=rsa-sha1; c=nofws; d=news.example.com; b=q\n"
+        "From: SpecialOffers@news.example.com\n"
+        "Subject:  FREE poker  Tonight!!\n"
+        "Content-Type: text/html; charset=iso-8859-1\n"
+        "Content-Transfer-Encoding: Base64\n"
+        "\n"
+        "PGEgaHJlZj0iaHR0cDovL3QuZXhhbXBsZS9jIj5QbGF5IE5vdzwvYT4=\n";
+    a = mime_analyse(msg2, strlen(msg2), NULL);
+    assert_non_null(a);
+    t = calloc(1, sizeof *t);
+    assert_non_null(t);
+    spam_extract(a, tok_emit, t);
+    assert_true(has_tok(t, "G:dkim"));
+    assert_true(has_tok(t, "G:domainkey"));
+    assert_true(has_tok(t, "g:news.example.com")); /* d=, not bh='s tail; lower-cased */
+    assert_false(has_tok(t, "g:xyz="));
+    assert_true(has_tok(t, "T:text/html:base64"));
+    assert_true(has_tok(t, "L:play")); /* link text */
+    assert_true(has_tok(t, "L:now"));
+    assert_true(has_tok(t, "S:up3")); /* 5 of 16 letters upper-case */
+    assert_true(has_tok(t, "S:ex2"));
+    assert_true(has_tok(t, "S:double-space"));
+    assert_true(has_tok(t, "N:specialoffers")); /* From local part and its shape */
+    assert_true(has_tok(t, "N:M"));
     free(t);
     analysis_free(a);
     /* pair features carry the pair bit (the Fisher combiner skips them) */
