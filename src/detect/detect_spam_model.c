@@ -242,16 +242,19 @@ static const char *domain_of(const char *addr)
     return at ? at + 1 : NULL;
 }
 
-/* lower_into - ASCII lower-cased bounded copy of s into out (size cap); its length */
-static size_t lower_into(char *out, size_t cap, const char *s)
+/* lower_inplace - ASCII lower-case s */
+static void lower_inplace(char *s)
 {
-    size_t n = core_strlcpy(out, s, cap);
-    if (n >= cap)
-        n = cap - 1;
-    for (size_t i = 0; i < n; i++)
-        if (out[i] >= 'A' && out[i] <= 'Z')
-            out[i] = (char)(out[i] + 32);
-    return n;
+    for (; *s; s++)
+        if (*s >= 'A' && *s <= 'Z')
+            *s = (char)(*s + 32);
+}
+
+/* lower_into - ASCII lower-cased bounded copy of s into out (size cap) */
+static void lower_into(char *out, size_t cap, const char *s)
+{
+    core_strlcpy(out, s, cap);
+    lower_inplace(out);
 }
 
 /* url_path - the first path segment ('x') and the path's file extension ('x' ".ext") */
@@ -347,13 +350,6 @@ static size_t shape(const char *s, const char *stop, char *out, size_t cap)
     return n;
 }
 
-static void lower_inplace(char *s)
-{
-    for (; *s; s++)
-        if (*s >= 'A' && *s <= 'Z')
-            *s = (char)(*s + 32);
-}
-
 /* dkim_domain - the d= tag of a DKIM-Signature / DomainKey-Signature value,
  * lower-cased into out (cap), or false */
 static bool dkim_domain(const char *v, char *out, size_t cap)
@@ -412,6 +408,8 @@ static void sender_extract(const struct analysis *a, spam_emit_fn emit, void *ar
             marks += c == '!' || c == '$' || c == '%';
             doubled += i && c == ' ' && a->subject[i - 1] == ' ';
         }
+        /* up0..up10: tenths of the Latin letters upper-case; up11: none (a
+         * Japanese subject) */
         snprintf(tmp, sizeof tmp, "up%zu", up + lo ? (10 * up) / (up + lo) : 11);
         emit_str(emit, arg, 'S', tmp);
         if (marks)
@@ -443,10 +441,7 @@ void spam_extract(const struct analysis *a, spam_emit_fn emit, void *arg)
     if (a->nfrom && a->from[0].address) {
         const char *d = domain_of(a->from[0].address);
         if (d) {
-            size_t n = core_strlcpy(tmp, d, sizeof tmp);
-            for (size_t i = 0; i < n && i < sizeof tmp; i++)
-                if (tmp[i] >= 'A' && tmp[i] <= 'Z')
-                    tmp[i] = (char)(tmp[i] + 32);
+            lower_into(tmp, sizeof tmp, d);
             emit_str(emit, arg, 'f', tmp);
         }
     }
@@ -751,7 +746,8 @@ struct spam_model *spam_model_parse(const unsigned char *p, size_t len, char *er
     }
     uint32_t ver = get32(p + 8), bits = get32(p + 12);
     if (ver != SPAM_VERSION) {
-        snprintf(err, errsz, "unsupported spam model version %u (this Moat reads version %u: retrain with moatctl train)", ver, SPAM_VERSION);
+        snprintf(err, errsz, "unsupported spam model version %u (this Moat reads version %u: retrain with moatctl train)",
+                 ver, SPAM_VERSION);
         return NULL;
     }
     if (bits < 16 || bits > 24) {

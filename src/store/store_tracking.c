@@ -98,7 +98,7 @@ static const char SQL_TM_UPSERT[] =
     " size = excluded.size, message_id = excluded.message_id, subject = excluded.subject,"
     " header_from = excluded.header_from, action = excluded.action, reason = excluded.reason,"
     " threats = COALESCE(excluded.threats, threats) RETURNING id";
-static const char SQL_TM_STUB[] =
+static const char SQL_TM_ENSURE[] =
     "INSERT INTO track_messages(qid, time) VALUES(?, ?)"
     " ON CONFLICT(qid) DO UPDATE SET time = MIN(time, excluded.time) RETURNING id";
 static const char SQL_TM_ID[] = "SELECT id FROM track_messages WHERE qid = ?";
@@ -314,10 +314,11 @@ static int write_message(struct store *st, const struct trec *r)
     return rc;
 }
 
-/* message_stub - the id of qid's message row, created if unknown */
-static int64_t message_stub(struct store *st, const struct trec *r)
+/* message_row_id - the id of qid's message row; a minimal row (qid, time)
+ * is inserted first when an event arrives before the message's own */
+static int64_t message_row_id(struct store *st, const struct trec *r)
 {
-    sqlite3_stmt *s = store_stmt(st, SQL_TM_STUB);
+    sqlite3_stmt *s = store_stmt(st, SQL_TM_ENSURE);
     if (!s)
         return -1;
     store_bind_text(s, 1, r->qid);
@@ -327,7 +328,7 @@ static int64_t message_stub(struct store *st, const struct trec *r)
 
 static int write_recipient(struct store *st, const struct trec *r)
 {
-    int64_t mid = message_stub(st, r);
+    int64_t mid = message_row_id(st, r);
     if (mid < 0)
         return -1;
     char *owner = domain_owner(st, r->rcpt);
@@ -379,7 +380,7 @@ static int write_recipient(struct store *st, const struct trec *r)
 
 static int write_event(struct store *st, const struct trec *r)
 {
-    int64_t mid = message_stub(st, r);
+    int64_t mid = message_row_id(st, r);
     if (mid < 0)
         return -1;
     char *company = NULL;
