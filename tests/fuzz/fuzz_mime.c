@@ -1,13 +1,15 @@
 /*
  * fuzz_mime.c - libFuzzer target for the whole analysis: mime_analyse on
  * arbitrary bytes, then analysis_to_json, then the JSON is checked to be
- * parseable and the analysis' bounds to hold. Seeds: tests/fuzz/seeds/mime
+ * parseable and the analysis' bounds to hold; then the spam classifier's
+ * tokenizers (spam_features: body, header lines, URLs) run on the analysis. Seeds: tests/fuzz/seeds/mime
  * (corpus messages and the golden set); crashes: tests/fuzz/regress/mime.
  */
 #include <jansson.h>
 
 #include "core/core.h"
 
+#include "detect/detect_int.h"
 #include "fuzz.h"
 #include "mime/mime.h"
 
@@ -32,6 +34,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         abort(); /* invalid JSON (e.g. a string that is not UTF-8) */
     json_decref(j);
     free(doc);
+    static uint32_t feat[SPAM_MAX_FEATURES];
+    if (spam_features(a, feat, SPAM_MAX_FEATURES) > SPAM_MAX_FEATURES)
+        abort();
     analysis_free(a);
     return 0;
 }

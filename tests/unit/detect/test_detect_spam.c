@@ -200,6 +200,97 @@ static void test_extract(void **state)
     assert_false(spam_hash('w', "ab", 2) & 0x80000000u);
 }
 
+/* header_extract: every header the sender wrote, bogofilter-style (case
+ * kept, tagged), never a relay's, a collector's or a big sender's stamps */
+static void test_header_tokens(void **state)
+{
+    (void)state;
+    static const char msg[] =
+        "Received: from relay.example by mx.example\n"
+        "X-Spam-Status: No, score=-2.0\n"
+        "X-Gm-Message-State: AOJu0Yw\n"
+        "Message-ID: <16770755.Offer.root@mailer.example>\n"
+        "Date: Sat, 12 May 2007 10:00:00 +0000\n"
+        "To: victim@example.org\n"
+        "From: \"BetZip.com\" <SpecialOffers@betzip.com>\n"
+        "Subject: Bet, You've Been Invited to Play 7FREE Poker...\n"
+        "X-Mailer: Accucast\n"
+        "X-Accutrak: 261.250213.31393439323130\n"
+        "Content-Type: text/plain\n"
+        "\n"
+        "hello\n";
+    struct analysis *a = mime_analyse(msg, strlen(msg), NULL);
+    assert_non_null(a);
+    struct toks *t = calloc(1, sizeof *t);
+    assert_non_null(t);
+    spam_extract(a, tok_emit, t);
+    assert_true(has_tok(t, "H:subj:You've")); /* case and inner apostrophe kept */
+    assert_true(has_tok(t, "H:subj:Invited"));
+    assert_true(has_tok(t, "H:subj:FREE"));    /* leading digits cut */
+    assert_true(has_tok(t, "H:subj:Poker"));   /* trailing dots cut */
+    assert_false(has_tok(t, "H:subj:to"));     /* shorter than 3 */
+    assert_true(has_tok(t, "H:from:BetZip.com"));
+    assert_true(has_tok(t, "H:from:SpecialOffers"));
+    assert_true(has_tok(t, "H:from:betzip.com"));
+    assert_true(has_tok(t, "H:head:x-accutrak")); /* the name, lower-cased */
+    assert_false(has_tok(t, "H:head:X-Accutrak"));
+    assert_true(has_tok(t, "H:head:Accucast"));    /* values keep their case */
+    assert_true(has_tok(t, "H:head:x-mailer"));
+    assert_false(has_tok(t, "H:head:received")); /* relays, collectors, filters */
+    assert_false(has_tok(t, "H:head:relay.example"));
+    assert_false(has_tok(t, "H:head:x-spam-status"));
+    assert_false(has_tok(t, "H:head:x-gm-message-state"));
+    assert_true(has_tok(t, "H:head:message-id")); /* name only, or the left part */
+    assert_true(has_tok(t, "H:head:Offer.root"));
+    assert_false(has_tok(t, "H:head:mailer.example"));
+    assert_true(has_tok(t, "H:head:date"));
+    assert_false(has_tok(t, "H:head:Sat"));
+    assert_false(has_tok(t, "H:head:victim"));
+    free(t);
+    analysis_free(a);
+}
+
+struct budget_count {
+    size_t header;
+    bool body_word;
+};
+
+static void budget_emit(char kind, const char *tok, size_t n, void *arg)
+{
+    struct budget_count *c = arg;
+    c->header += kind == 'H';
+    c->body_word |= kind == 'w' && n == 14 && memcmp(tok, "uniquebodyword", 14) == 0;
+}
+
+/* made-up header lines cannot crowd the body's words out of a message's
+ * feature budget */
+static void test_header_budget(void **state)
+{
+    (void)state;
+    struct buf b;
+    buf_init(&b, 1 << 20);
+    buf_printf(&b, "From: a@b.example\nSubject: hi\n");
+    for (int i = 0; i < 150; i++) {
+        buf_printf(&b, "X-Junk-%d:", i);
+        for (int k = 0; k < 40; k++)
+            buf_printf(&b, " junk%dword%d", i, k);
+        buf_printf(&b, "\n");
+    }
+    buf_printf(&b, "\nuniquebodyword\n");
+    struct analysis *a = mime_analyse(buf_cstr(&b), b.len, NULL);
+    assert_non_null(a);
+    struct budget_count c = {0};
+    spam_extract(a, budget_emit, &c);
+    assert_int_equal(c.header, 400); /* SPAM_MAX_HEADER_TOKENS */
+    assert_true(c.body_word);
+    uint32_t *f = calloc(SPAM_MAX_FEATURES, sizeof *f);
+    assert_non_null(f);
+    assert_true(spam_features(a, f, SPAM_MAX_FEATURES) < 600);
+    free(f);
+    analysis_free(a);
+    buf_free(&b);
+}
+
 static struct spam_model *toy_model(void)
 {
     static const char *const spams[] = {
@@ -407,6 +498,7 @@ int main(void)
         cmocka_unit_test(test_extract),    cmocka_unit_test(test_train_classify),
         cmocka_unit_test(test_model_file), cmocka_unit_test(test_levels),
         cmocka_unit_test(test_no_model),   cmocka_unit_test(test_logistic_clip),
+        cmocka_unit_test(test_header_tokens), cmocka_unit_test(test_header_budget),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
