@@ -361,16 +361,11 @@ static const char *const name_only_headers[] = {
     "date", "message-id", "in-reply-to", "references", "dkim-signature", "domainkey-signature", "thread-index",
 };
 
-/* relay_header - name (any case) starts with one of relay_headers (or is
- * one, for the entries ending in ':') */
-static bool relay_header(const char *name)
+/* relay_header - low (a lower-cased header name) starts with one of
+ * relay_headers (or is one, for the entries ending in ':') */
+static bool relay_header(const char *low)
 {
-    char low[64];
-    size_t n = strnlen(name, sizeof low);
-    if (n == sizeof low)
-        return false;
-    for (size_t i = 0; i <= n; i++)
-        low[i] = (char)((name[i] >= 'A' && name[i] <= 'Z') ? name[i] + 32 : name[i]);
+    size_t n = strlen(low);
     for (size_t k = 0; k < sizeof relay_headers / sizeof *relay_headers; k++) {
         const char *r = relay_headers[k];
         size_t rl = strlen(r);
@@ -425,28 +420,30 @@ static void head_words(const char *tag, const char *v, size_t len, spam_emit_fn 
 static void header_extract(const struct analysis *a, spam_emit_fn emit, void *arg)
 {
     /* a budget, so that a pile of made-up header lines cannot push the body's
-     * words out of the SPAM_MAX_FEATURES a message gets (the corpus' most is
-     * 113 distinct header tokens) */
+     * words out of a message's SPAM_MAX_FEATURES (the corpus' most is 113
+     * distinct header tokens) */
     size_t budget = SPAM_MAX_HEADER_TOKENS;
     for (size_t i = 0; i < a->nheaders && i < 200 && budget; i++) {
         const char *name = a->headers[i].name, *value = a->headers[i].value;
-        if (!name || !value || relay_header(name))
-            continue;
-        const char *tag = core_strcaseeq(name, "subject") ? "subj" : core_strcaseeq(name, "from") ? "from" : "head";
         char low[65];
+        if (!name || !value)
+            continue;
         lower_into(low, sizeof low, name);
+        if (relay_header(low))
+            continue;
         head_words("head", low, strlen(low), emit, arg, &budget);
         bool name_only = false;
         for (size_t k = 0; k < sizeof name_only_headers / sizeof *name_only_headers && !name_only; k++)
-            name_only = core_strcaseeq(name, name_only_headers[k]);
+            name_only = strcmp(low, name_only_headers[k]) == 0;
         size_t vl = strnlen(value, 1000);
-        if (core_strcaseeq(name, "message-id")) {
+        if (strcmp(low, "message-id") == 0) {
             /* the left part only: the generator's words ("JavaMail.root") */
             const char *at = memchr(value, '@', vl);
             vl = at ? (size_t)(at - value) : 0;
         } else if (name_only)
             continue;
-        head_words(tag, value, vl, emit, arg, &budget);
+        head_words(strcmp(low, "subject") == 0 ? "subj" : strcmp(low, "from") == 0 ? "from" : "head", value, vl,
+                   emit, arg, &budget);
     }
 }
 

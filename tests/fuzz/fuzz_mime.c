@@ -2,8 +2,9 @@
  * fuzz_mime.c - libFuzzer target for the whole analysis: mime_analyse on
  * arbitrary bytes, then analysis_to_json, then the JSON is checked to be
  * parseable and the analysis' bounds to hold; then the spam classifier's
- * tokenizers (spam_features: body, header lines, URLs) run on the analysis. Seeds: tests/fuzz/seeds/mime
- * (corpus messages and the golden set); crashes: tests/fuzz/regress/mime.
+ * tokenizers (spam_features: body, header lines, URLs) run on the analysis.
+ * Seeds: tests/fuzz/seeds/mime (corpus messages and the golden set);
+ * crashes: tests/fuzz/regress/mime.
  */
 #include <jansson.h>
 

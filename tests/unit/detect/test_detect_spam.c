@@ -119,6 +119,18 @@ static void test_tokenizer(void **state)
     assert_int_equal(t.n, 0);
 }
 
+/* tokens_of - every token spam_extract emits for msg (caller frees) */
+static struct toks *tokens_of(const char *msg)
+{
+    struct analysis *a = mime_analyse(msg, strlen(msg), NULL);
+    assert_non_null(a);
+    struct toks *t = calloc(1, sizeof *t);
+    assert_non_null(t);
+    spam_extract(a, tok_emit, t);
+    analysis_free(a);
+    return t;
+}
+
 static void test_extract(void **state)
 {
     (void)state;
@@ -139,11 +151,7 @@ static void test_extract(void **state)
         "\n"
         "claim at http://Win.Example.com/claim/form.php?id=1 now\n"
         "------=_NextPart_000_0012_01C2--\n";
-    struct analysis *a = mime_analyse(msg, strlen(msg), NULL);
-    assert_non_null(a);
-    struct toks *t = calloc(1, sizeof *t);
-    assert_non_null(t);
-    spam_extract(a, tok_emit, t);
+    struct toks *t = tokens_of(msg);
     assert_true(has_tok(t, "f:lottery.example"));
     assert_false(has_tok(t, "S:double-space"));
     assert_true(has_tok(t, "S:up1")); /* "You won": 1 of 6 letters */
@@ -164,7 +172,6 @@ static void test_extract(void **state)
     assert_true(has_tok(t, "x:.php"));  /* URL path extension */
     assert_true(has_tok(t, "w:claim"));
     free(t);
-    analysis_free(a);
     /* the sender_extract features */
     static const char msg2[] =
         "DKIM-Signature: v=1; a=rsa-sha256; bh=xyz=; d=News.Example.COM; s=sel;\n"
@@ -176,11 +183,7 @@ static void test_extract(void **state)
         "Content-Transfer-Encoding: Base64\n"
         "\n"
         "PGEgaHJlZj0iaHR0cDovL3QuZXhhbXBsZS9jIj5QbGF5IE5vdzwvYT4=\n";
-    a = mime_analyse(msg2, strlen(msg2), NULL);
-    assert_non_null(a);
-    t = calloc(1, sizeof *t);
-    assert_non_null(t);
-    spam_extract(a, tok_emit, t);
+    t = tokens_of(msg2);
     assert_true(has_tok(t, "G:dkim"));
     assert_true(has_tok(t, "G:domainkey"));
     assert_true(has_tok(t, "g:news.example.com")); /* d=, not bh='s tail; lower-cased */
@@ -194,7 +197,6 @@ static void test_extract(void **state)
     assert_true(has_tok(t, "N:specialoffers")); /* From local part and its shape */
     assert_true(has_tok(t, "N:M"));
     free(t);
-    analysis_free(a);
     /* pair features carry the pair bit (the Fisher combiner skips them) */
     assert_true(spam_hash('b', "a 1 b", 5) & 0x80000000u);
     assert_false(spam_hash('w', "ab", 2) & 0x80000000u);
@@ -219,11 +221,7 @@ static void test_header_tokens(void **state)
         "Content-Type: text/plain\n"
         "\n"
         "hello\n";
-    struct analysis *a = mime_analyse(msg, strlen(msg), NULL);
-    assert_non_null(a);
-    struct toks *t = calloc(1, sizeof *t);
-    assert_non_null(t);
-    spam_extract(a, tok_emit, t);
+    struct toks *t = tokens_of(msg);
     assert_true(has_tok(t, "H:subj:You've")); /* case and inner apostrophe kept */
     assert_true(has_tok(t, "H:subj:Invited"));
     assert_true(has_tok(t, "H:subj:FREE"));    /* leading digits cut */
@@ -247,7 +245,6 @@ static void test_header_tokens(void **state)
     assert_false(has_tok(t, "H:head:Sat"));
     assert_false(has_tok(t, "H:head:victim"));
     free(t);
-    analysis_free(a);
 }
 
 struct budget_count {
