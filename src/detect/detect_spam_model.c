@@ -36,7 +36,14 @@
  *        token probabilities f(w) (bogofilter's method: f from the number of
  *        spam / ham training messages with the token, s = 0.0178, x = 0.52,
  *        tokens with |f - 0.5| < SPAM_MIN_DEV ignored; word pairs excluded,
- *        their top hash bit says so).
+ *        their top hash bit says so). The sender's identity - From and
+ *        Reply-To domains, DKIM signing domain, From display-name words
+ *        (kinds f y g n, hash bit 30) - counts as
+ *        SPAM_SENDER_VOTES tokens when it points to spam (f > 0.5): a
+ *        sender seen in spam is not outvoted by the ordinary words of its
+ *        next message. Toward ham it counts once: these are the sender's
+ *        claims, nothing here verifies them, and a forged From must not
+ *        buy a phish the ham history of the domain it forges.
  * The logistic half ranks well overall; the Fisher half says "unsure" (0.5)
  * for mail that has strong evidence both ways (a commercial newsletter the
  * user subscribed to), which keeps such ham below the spam at 0.1 % FP.
@@ -59,7 +66,10 @@
 #define SPAM_HDR 32u
 #define SPAM_TEXT_MAX (64 * 1024) /* body bytes tokenised */
 #define SPAM_MAX_HEADER_TOKENS 400 /* header_extract's tokens per message */
-#define SPAM_PAIR_BIT 0x80000000u /* in a feature hash: a word pair */
+#define SPAM_PAIR_BIT 0x80000000u   /* in a feature hash: a word pair */
+#define SPAM_SENDER_BIT 0x40000000u /* in a feature hash: the sender's identity */
+#define SPAM_SENDER_KINDS "fygn"    /* the feature kinds that carry it */
+#define SPAM_SENDER_VOTES 6         /* how many tokens each counts as when spammy */
 #define SPAM_F_NEUTRAL 32768      /* f(w) of a bucket no training message had */
 #define SPAM_ROB_S 0.0178         /* Robinson's s and x (bogofilter's defaults) */
 #define SPAM_ROB_X 0.52
@@ -674,8 +684,15 @@ uint32_t spam_hash(char kind, const char *tok, size_t n)
     h ^= h >> 13;
     h *= 0xc2b2ae35u;
     h ^= h >> 16;
-    /* top bit: the feature is a word pair (the Fisher combiner skips those) */
-    return kind == 'b' ? h | SPAM_PAIR_BIT : h & ~SPAM_PAIR_BIT;
+    /* top bit: the feature is a word pair (the Fisher combiner skips those);
+     * the next: it names the sender (the Fisher combiner may count it more).
+     * Buckets take the low bits, so neither moves a feature's bucket. */
+    h &= ~(SPAM_PAIR_BIT | SPAM_SENDER_BIT);
+    if (kind == 'b')
+        return h | SPAM_PAIR_BIT;
+    if (kind && strchr(SPAM_SENDER_KINDS, kind))
+        return h | SPAM_SENDER_BIT;
+    return h;
 }
 
 struct collect {
@@ -761,9 +778,10 @@ double spam_model_fisher(const struct spam_model *m, const uint32_t *f, size_t n
         if (fabs(p - 0.5) < SPAM_MIN_DEV)
             continue;
         p = p < 1e-4 ? 1e-4 : p > 1 - 1e-4 ? 1 - 1e-4 : p;
-        lnh += log(p);
-        lns += log(1 - p);
-        k++;
+        size_t votes = (f[i] & SPAM_SENDER_BIT) && p > 0.5 ? SPAM_SENDER_VOTES : 1;
+        lnh += (double)votes * log(p);
+        lns += (double)votes * log(1 - p);
+        k += votes;
     }
     if (!k)
         return 0.5;

@@ -430,13 +430,15 @@ static void test_model_file(void **state)
 /* model_with_bias - an untrained model (zero weights, neutral Fisher table)
  * whose logistic bias is b: the file format's header rewritten, checksum
  * recomputed (FNV-1a 64 of everything before it) */
-static struct spam_model *model_with_bias(float b)
+static struct spam_model *model_with(float b, const uint32_t *fh, const uint16_t *fv, size_t nf)
 {
     struct spam_model *m = spam_model_new(16);
     size_t len;
     unsigned char *p = spam_model_serialise(m, &len);
     spam_model_free(m);
     memcpy(p + 20, &b, 4); /* f32 bias, little-endian (x86) */
+    for (size_t i = 0; i < nf; i++) /* u16 f(w) after the header and the i16 weights */
+        memcpy(p + 32 + 2 * (1u << 16) + 2 * (fh[i] & 0xffffu), &fv[i], 2);
     uint64_t h = 14695981039346656037ull;
     for (size_t i = 0; i < len - 8; i++)
         h = (h ^ p[i]) * 1099511628211ull;
@@ -447,6 +449,54 @@ static struct spam_model *model_with_bias(float b)
     free(p);
     assert_non_null(m);
     return m;
+}
+
+static struct spam_model *model_with_bias(float b)
+{
+    return model_with(b, NULL, NULL, 0);
+}
+
+/* the sender's identity counts SPAM_SENDER_VOTES (6) times in the Fisher
+ * half when it points to spam: one spam-only From domain against six ham
+ * words is a tie (0.5), where the same token as a body word is outvoted;
+ * toward ham it counts once (a forged From gains nothing) */
+static double fisher_of(const uint32_t *fh, const uint16_t *fv, size_t n)
+{
+    struct spam_model *m = model_with(0.0f, fh, fv, n);
+    double q = spam_model_fisher(m, fh, n);
+    spam_model_free(m);
+    return q;
+}
+
+static void test_sender_votes(void **state)
+{
+    (void)state;
+    const char *sender_kinds = "fygn";
+    for (const char *k = sender_kinds; *k; k++)
+        assert_true(spam_hash(*k, "example.test", 12) & 0x40000000u);
+    assert_false(spam_hash('m', "outlook", 7) & 0x40000000u); /* spamware forges X-Mailer */
+    assert_false(spam_hash('w', "example", 7) & 0x40000000u);
+    assert_false(spam_hash('H', "head:x-mailer", 13) & 0x40000000u);
+    assert_false(spam_hash('b', "a 1 b", 5) & 0x40000000u);
+    static const char *const words[] = {"meeting", "agenda", "minutes", "patch", "review", "release"};
+    uint32_t fh[7];
+    uint16_t fv[7];
+    for (size_t i = 0; i < 6; i++) {
+        fh[i] = spam_hash('w', words[i], strlen(words[i]));
+        fv[i] = 655; /* 0.01 */
+    }
+    fh[6] = spam_hash('f', "spamsender.test", 15);
+    fv[6] = 64880; /* 0.99 */
+    assert_true(fabs(fisher_of(fh, fv, 7) - 0.5) < 1e-6);
+    fh[6] = spam_hash('w', "spamsender", 10);
+    assert_true(fisher_of(fh, fv, 7) < 0.1);
+    /* the mirror image: a ham-only From domain against six spam words */
+    for (size_t i = 0; i < 7; i++)
+        fv[i] = (uint16_t)(65535 - fv[i]);
+    double as_word = fisher_of(fh, fv, 7);
+    assert_true(as_word > 0.9);
+    fh[6] = spam_hash('f', "spamsender.test", 15);
+    assert_true(fabs(fisher_of(fh, fv, 7) - as_word) < 1e-9);
 }
 
 static void test_logistic_clip(void **state)
@@ -496,6 +546,7 @@ int main(void)
         cmocka_unit_test(test_model_file), cmocka_unit_test(test_levels),
         cmocka_unit_test(test_no_model),   cmocka_unit_test(test_logistic_clip),
         cmocka_unit_test(test_header_tokens), cmocka_unit_test(test_header_budget),
+        cmocka_unit_test(test_sender_votes),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
