@@ -427,9 +427,10 @@ static void test_model_file(void **state)
     assert_null(spam_trainer_new(30));
 }
 
-/* model_with_bias - an untrained model (zero weights, neutral Fisher table)
- * whose logistic bias is b: the file format's header rewritten, checksum
- * recomputed (FNV-1a 64 of everything before it) */
+/* model_with - an untrained model (zero weights) whose logistic bias is b
+ * and whose Fisher table is neutral but for f(w) = fv[i] / 65535 in the
+ * buckets of the nf features fh: the file format's header and table
+ * rewritten, checksum recomputed (FNV-1a 64 of everything before it) */
 static struct spam_model *model_with(float b, const uint32_t *fh, const uint16_t *fv, size_t nf)
 {
     struct spam_model *m = spam_model_new(16);
